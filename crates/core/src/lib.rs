@@ -1,0 +1,21 @@
+//! mandate-core: the domain of the authorization server, without I/O.
+//!
+//! Clients, resources, scopes, OAuth errors, secrets, signing keys and access tokens, plus the
+//! injected clock and random source every piece of logic takes instead of ambient ones.
+
+pub mod client;
+pub mod clock;
+pub mod error;
+pub mod jose;
+pub mod random;
+pub mod resource;
+pub mod scope;
+pub mod secret;
+
+pub use client::{Client, GrantType, TokenEndpointAuthMethod};
+pub use clock::{Clock, MockClock, SystemClock, UnixTime};
+pub use error::{ErrorCode, OAuthError};
+pub use random::{Random, SystemRandom};
+pub use resource::{Resource, ResourceUri};
+pub use scope::ScopeSet;
+pub use secret::SecretDigest;
