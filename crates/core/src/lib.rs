@@ -3,6 +3,7 @@
 //! Clients, resources, scopes, OAuth errors, secrets, signing keys and access tokens, plus the
 //! injected clock and random source every piece of logic takes instead of ambient ones.
 
+pub mod audit;
 pub mod client;
 pub mod clock;
 pub mod error;
@@ -11,7 +12,9 @@ pub mod random;
 pub mod resource;
 pub mod scope;
 pub mod secret;
+pub mod user;
 
+pub use audit::{AuditEvent, AuditKind};
 pub use client::{Client, GrantType, TokenEndpointAuthMethod};
 pub use clock::{Clock, MockClock, SystemClock, UnixTime};
 pub use error::{ErrorCode, OAuthError};
@@ -19,3 +22,4 @@ pub use random::{Random, SystemRandom};
 pub use resource::{Resource, ResourceUri};
 pub use scope::ScopeSet;
 pub use secret::SecretDigest;
+pub use user::User;

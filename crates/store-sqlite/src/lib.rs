@@ -1,1 +1,374 @@
-//! stub
+//! mandate-store-sqlite: the default, embedded backend (SQLite in WAL mode) of the storage traits.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mandate_core::client::ClientSource;
+use mandate_core::{AuditEvent, Client, Resource, ResourceUri, UnixTime, User};
+use mandate_store::rows::{AuditRow, ClientRow, KeyRow, ResourceRow, UserRow};
+use mandate_store::{
+    AuditStore, ClientStore, KeyStore, ResourceStore, RevocationStore, Store, StoreError,
+    StoreResult, StoredKey, UserStore,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("database URL {0:?} is not a valid sqlite:// URL: {1}")]
+    Url(String, String),
+    #[error("cannot create the directory {0}: {1}")]
+    Directory(String, std::io::Error),
+    #[error("cannot open SQLite database {0}: {1}")]
+    Open(String, sqlx::Error),
+    #[error("cannot apply migrations to SQLite database {0}: {1}")]
+    Migrate(String, sqlx::migrate::MigrateError),
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path/to/file.db`) and migrates it.
+    pub async fn open(url: &str) -> Result<Self, OpenError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| OpenError::Url(url.to_owned(), e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a committed issuance or audit row survives a crash or power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let file = options.get_filename().to_path_buf();
+        if let Some(dir) = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| OpenError::Directory(dir.display().to_string(), e))?;
+        }
+        let shown = display(&file);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(|e| OpenError::Open(shown.clone(), e))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| OpenError::Migrate(shown, e))?;
+        Ok(Self { pool })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+#[async_trait]
+impl ClientStore for SqliteStore {
+    async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
+        sqlx::query_as::<_, ClientRow>(
+            "SELECT client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes, resources, disabled
+             FROM clients WHERE client_id = ?",
+        )
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(ClientRow::into_client)
+        .transpose()
+    }
+
+    async fn put_client(
+        &self,
+        client: &Client,
+        source: ClientSource,
+        now: UnixTime,
+    ) -> StoreResult<()> {
+        let r = ClientRow::from_client(client);
+        sqlx::query(
+            "INSERT INTO clients (client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes,
+                                  resources, disabled, source, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (client_id) DO UPDATE SET
+                client_name = excluded.client_name, secret_digest = excluded.secret_digest,
+                token_endpoint_auth_method = excluded.token_endpoint_auth_method, grant_types = excluded.grant_types,
+                scopes = excluded.scopes, resources = excluded.resources, disabled = excluded.disabled,
+                source = excluded.source, updated_at = excluded.updated_at",
+        )
+        .bind(r.client_id)
+        .bind(r.client_name)
+        .bind(r.secret_digest)
+        .bind(r.token_endpoint_auth_method)
+        .bind(r.grant_types)
+        .bind(r.scopes)
+        .bind(r.resources)
+        .bind(r.disabled)
+        .bind(source.as_str())
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_client_ids(&self, source: ClientSource) -> StoreResult<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT client_id FROM clients WHERE source = ? ORDER BY client_id")
+                .bind(source.as_str())
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn set_client_disabled(
+        &self,
+        client_id: &str,
+        disabled: bool,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE clients SET disabled = ?, updated_at = ? WHERE client_id = ?")
+                .bind(disabled)
+                .bind(now)
+                .bind(client_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+#[async_trait]
+impl ResourceStore for SqliteStore {
+    async fn get_resource(&self, uri: &ResourceUri) -> StoreResult<Option<Resource>> {
+        sqlx::query_as::<_, ResourceRow>("SELECT uri, name, scopes FROM resources WHERE uri = ?")
+            .bind(uri.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(ResourceRow::into_resource)
+            .transpose()
+    }
+
+    async fn put_resource(&self, resource: &Resource, now: UnixTime) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO resources (uri, name, scopes, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (uri) DO UPDATE SET name = excluded.name, scopes = excluded.scopes, updated_at = excluded.updated_at",
+        )
+        .bind(resource.uri.as_str())
+        .bind(&resource.name)
+        .bind(resource.scopes.to_string())
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_resources(&self) -> StoreResult<Vec<Resource>> {
+        sqlx::query_as::<_, ResourceRow>("SELECT uri, name, scopes FROM resources ORDER BY uri")
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(ResourceRow::into_resource)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn get_user(&self, username: &str) -> StoreResult<Option<User>> {
+        Ok(sqlx::query_as::<_, UserRow>(
+            "SELECT username, password_hash, email, disabled FROM users WHERE username = ?",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(User::from))
+    }
+
+    async fn put_user(&self, user: &User, now: UnixTime) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (username, password_hash, email, disabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, email = excluded.email,
+                disabled = excluded.disabled, updated_at = excluded.updated_at",
+        )
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(&user.email)
+        .bind(user.disabled)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn published_keys(&self, now: UnixTime) -> StoreResult<Vec<StoredKey>> {
+        Ok(sqlx::query_as::<_, KeyRow>(
+            "SELECT kid, alg, private_key, created_at, retired_at, publish_until FROM signing_keys
+             WHERE retired_at IS NULL OR publish_until > ? ORDER BY created_at DESC, kid DESC",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(StoredKey::from)
+        .collect())
+    }
+
+    async fn insert_first_key(&self, key: &StoredKey) -> StoreResult<bool> {
+        // One statement, so two instances starting together cannot both add a first key.
+        let done = sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_key, created_at)
+             SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE retired_at IS NULL)",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.private_key)
+        .bind(key.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn rotate_key(
+        &self,
+        key: &StoredKey,
+        now: UnixTime,
+        publish_until: UnixTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE signing_keys SET retired_at = ?, publish_until = ? WHERE retired_at IS NULL",
+        )
+        .bind(now)
+        .bind(publish_until)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_key, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.private_key)
+        .bind(key.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RevocationStore for SqliteStore {
+    async fn revoke_access_token(
+        &self,
+        jti: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING")
+            .bind(jti)
+            .bind(expires_at)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE jti = ?")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn purge_expired_revocations(&self, now: UnixTime) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, e: &AuditEvent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, event, grant_type, client_id, subject, resource, scope, outcome, jti, parent_jti, detail)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.at)
+        .bind(e.kind.as_str())
+        .bind(&e.grant_type)
+        .bind(&e.client_id)
+        .bind(&e.subject)
+        .bind(&e.resource)
+        .bind(&e.scope)
+        .bind(&e.outcome)
+        .bind(&e.jti)
+        .bind(&e.parent_jti)
+        .bind(&e.detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn recent_audit(&self, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+        sqlx::query_as::<_, AuditRow>(
+            "SELECT at, event, grant_type, client_id, subject, resource, scope, outcome, jti, parent_jti, detail
+             FROM audit_log ORDER BY id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(AuditRow::into_event)
+        .collect()
+    }
+
+    async fn audit_by_jti(&self, jti: &str) -> StoreResult<Vec<AuditEvent>> {
+        sqlx::query_as::<_, AuditRow>(
+            "SELECT at, event, grant_type, client_id, subject, resource, scope, outcome, jti, parent_jti, detail
+             FROM audit_log WHERE jti = ? ORDER BY id",
+        )
+        .bind(jti)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(AuditRow::into_event)
+        .collect()
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}

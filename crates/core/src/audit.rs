@@ -1,0 +1,62 @@
+//! Audit events: every issuance, refusal and revocation, with the `jti` and its parent so that a
+//! chain of agents can be followed from the person to the last call.
+
+use crate::clock::UnixTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditKind {
+    TokenIssued,
+    TokenRefused,
+    TokenRevoked,
+}
+
+impl AuditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TokenIssued => "token_issued",
+            Self::TokenRefused => "token_refused",
+            Self::TokenRevoked => "token_revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::TokenIssued, Self::TokenRefused, Self::TokenRevoked]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// One row of the audit log. `outcome` is `"ok"` or the OAuth error code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at: UnixTime,
+    pub kind: AuditKind,
+    pub grant_type: Option<String>,
+    pub client_id: Option<String>,
+    pub subject: Option<String>,
+    pub resource: Option<String>,
+    pub scope: Option<String>,
+    pub outcome: String,
+    pub jti: Option<String>,
+    pub parent_jti: Option<String>,
+    /// Client-safe description of a refusal; never a secret or a token.
+    pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    pub fn new(at: UnixTime, kind: AuditKind, outcome: impl Into<String>) -> Self {
+        Self {
+            at,
+            kind,
+            grant_type: None,
+            client_id: None,
+            subject: None,
+            resource: None,
+            scope: None,
+            outcome: outcome.into(),
+            jti: None,
+            parent_jti: None,
+            detail: None,
+        }
+    }
+}
