@@ -8,6 +8,7 @@ pub mod client;
 pub mod clock;
 pub mod error;
 pub mod jose;
+pub mod password;
 pub mod random;
 pub mod resource;
 pub mod scope;

@@ -1,1 +1,20 @@
-//! stub
+//! mandate-server: the authorization server. An axum router with one module per endpoint and one
+//! handler per grant type; storage only through the `mandate-store` traits.
+
+pub mod app;
+pub mod audit;
+pub mod client_auth;
+pub mod config;
+pub mod endpoints;
+pub mod error;
+pub mod form;
+pub mod grants;
+pub mod issuer;
+pub mod keyring;
+pub mod minting;
+pub mod seed;
+pub mod state;
+
+pub use app::{Parts, Running, StartError, prepare, router, serve, start};
+pub use config::Settings;
+pub use state::AppState;

@@ -1,0 +1,148 @@
+//! Client authentication at the token, introspection and revocation endpoints (RFC 6749 §2.3):
+//! `client_secret_basic` and `client_secret_post`, exactly one method per request, secrets
+//! compared as digests in constant time, one answer for every failure so clients can't be probed.
+
+use axum::http::{HeaderMap, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use mandate_core::{Client, OAuthError, SecretDigest, TokenEndpointAuthMethod};
+use mandate_store::Store;
+
+use crate::error::{Failure, store_error};
+use crate::form::OAuthForm;
+
+/// Credentials as presented, before they are checked.
+#[derive(Debug)]
+pub struct PresentedCredentials {
+    pub client_id: String,
+    secret: Option<String>,
+    method: TokenEndpointAuthMethod,
+}
+
+/// Reads the client's credentials from the `Authorization` header or the body.
+pub fn presented(
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<PresentedCredentials, OAuthError> {
+    let basic = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(parse_basic(value.to_str().unwrap_or_default())?),
+    };
+    let body_id = form.get("client_id");
+    let body_secret = form.get("client_secret");
+    match (basic, body_secret) {
+        (Some(_), Some(_)) => Err(OAuthError::invalid_request(
+            "the client authenticated with more than one method (Authorization header and client_secret)",
+        )),
+        (Some((id, secret)), None) => {
+            if body_id.is_some_and(|b| b != id) {
+                return Err(OAuthError::invalid_client(
+                    "client_id in the body differs from the Authorization header",
+                ));
+            }
+            Ok(PresentedCredentials {
+                client_id: id,
+                secret: Some(secret),
+                method: TokenEndpointAuthMethod::ClientSecretBasic,
+            })
+        }
+        (None, Some(secret)) => {
+            let id = body_id.ok_or_else(|| {
+                OAuthError::invalid_request("client_secret was sent without client_id")
+            })?;
+            Ok(PresentedCredentials {
+                client_id: id.to_owned(),
+                secret: Some(secret.to_owned()),
+                method: TokenEndpointAuthMethod::ClientSecretPost,
+            })
+        }
+        (None, None) => Err(OAuthError::invalid_client(match body_id {
+            Some(_) => {
+                "client authentication is required; this endpoint does not serve public clients"
+            }
+            None => "client authentication is required",
+        })),
+    }
+}
+
+/// RFC 6749 §2.3.1: both parts are form-urlencoded before being joined and base64-encoded.
+fn parse_basic(value: &str) -> Result<(String, String), OAuthError> {
+    let malformed = || {
+        OAuthError::invalid_client("the Authorization header is not valid HTTP Basic credentials")
+    };
+    let (scheme, encoded) = value.split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_client(
+            "only the Basic scheme is accepted for client authentication",
+        ));
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
+    let text = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = text.split_once(':').ok_or_else(malformed)?;
+    let unescape = |s: &str| -> Result<String, OAuthError> {
+        let plus_as_space = s.replace('+', " ");
+        url::form_urlencoded::parse(format!("v={plus_as_space}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(malformed)
+    };
+    let (id, secret) = (unescape(id)?, unescape(secret)?);
+    if id.is_empty() {
+        return Err(malformed());
+    }
+    Ok((id, secret))
+}
+
+/// Checks presented credentials against the registered client.
+pub async fn verify(store: &dyn Store, creds: &PresentedCredentials) -> Result<Client, Failure> {
+    const FAILED: &str = "client authentication failed";
+    // A digest of nothing, compared when the client is unknown, so both paths cost the same.
+    static DECOY: std::sync::OnceLock<SecretDigest> = std::sync::OnceLock::new();
+    let client = store
+        .get_client(&creds.client_id)
+        .await
+        .map_err(store_error)?;
+    let presented = creds.secret.as_deref().unwrap_or_default();
+    let Some(client) = client else {
+        DECOY.get_or_init(|| SecretDigest::of("")).verify(presented);
+        return Err(OAuthError::invalid_client(FAILED).into());
+    };
+    let secret_ok = client.secret.as_ref().is_some_and(|d| d.verify(presented));
+    if !secret_ok || client.disabled {
+        return Err(OAuthError::invalid_client(FAILED).into());
+    }
+    if client.token_endpoint_auth_method != creds.method {
+        return Err(OAuthError::invalid_client(format!(
+            "this client is registered for {}, not {}",
+            client.token_endpoint_auth_method, creds.method
+        ))
+        .into());
+    }
+    Ok(client)
+}
+
+/// Reads and checks the client's credentials in one step.
+pub async fn authenticate(
+    store: &dyn Store,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<Client, Failure> {
+    let creds = presented(headers, form)?;
+    verify(store, &creds).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let header = format!("Basic {}", STANDARD.encode("my%3Aclient:p%40ss+word"));
+        assert_eq!(
+            parse_basic(&header).unwrap(),
+            ("my:client".to_owned(), "p@ss word".to_owned())
+        );
+        assert!(parse_basic("Basic !!!").is_err());
+        assert!(parse_basic("Bearer abc").is_err());
+    }
+}

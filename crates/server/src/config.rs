@@ -1,0 +1,557 @@
+//! `mandate serve` configuration: the TOML file of DESIGN.md with `MANDATE_*` environment
+//! overrides (nested keys with `__`, e.g. `MANDATE_TOKENS__ACCESS_TOKEN_TTL`), checked into
+//! `Settings`. Unknown keys, bad values and contradictions are refused with the key named.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format as _, Serialized, Toml};
+use mandate_core::jose::SigningAlgorithm;
+use mandate_core::password::check_password_hash;
+use mandate_core::{GrantType, ResourceUri, ScopeSet, SecretDigest, TokenEndpointAuthMethod};
+use serde::{Deserialize, Serialize};
+
+use crate::issuer::Issuer;
+
+/// The file as written, before checking.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub issuer: Option<String>,
+    pub listen: String,
+    pub database: String,
+    /// `text` (default) or `json` log lines.
+    pub log_format: String,
+    pub tokens: RawTokens,
+    pub keys: RawKeys,
+    pub registration: RawRegistration,
+    pub users: Vec<RawUser>,
+    pub resources: Vec<RawResource>,
+    pub clients: Vec<RawClient>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTokens {
+    pub access_token_ttl: String,
+    pub refresh_token_ttl: String,
+}
+
+impl Default for RawTokens {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: "5m".into(),
+            refresh_token_ttl: "30d".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawKeys {
+    /// Algorithm of newly generated signing keys: ES256 (default), EdDSA or RS256.
+    pub algorithm: String,
+    /// How often each instance reloads the published keys from the database.
+    pub refresh_interval: String,
+}
+
+impl Default for RawKeys {
+    fn default() -> Self {
+        Self {
+            algorithm: "ES256".into(),
+            refresh_interval: "30s".into(),
+        }
+    }
+}
+
+/// Accepted now so that configs written for DESIGN.md start; the features arrive in later issues.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRegistration {
+    pub dynamic: bool,
+    pub client_id_metadata_documents: bool,
+    pub allow_private_networks: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUser {
+    pub username: String,
+    pub password: Option<String>,
+    pub password_hash: Option<String>,
+    pub email: Option<String>,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawResource {
+    pub uri: String,
+    pub name: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawClient {
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_hash: Option<String>,
+    pub grant_types: Option<Vec<String>>,
+    pub token_endpoint_auth_method: Option<String>,
+    pub scopes: Vec<String>,
+    pub resources: Option<Vec<String>>,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// The URL without any password, for messages.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(u) => u.clone(),
+            Self::Postgres(u) => match url::Url::parse(u) {
+                Ok(mut parsed) if parsed.password().is_some() => {
+                    let _ = parsed.set_password(Some("***"));
+                    parsed.to_string()
+                }
+                _ => u.clone(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SeedUser {
+    pub username: String,
+    pub password: Option<String>,
+    pub password_hash: Option<String>,
+    pub email: Option<String>,
+    pub disabled: bool,
+}
+
+/// Checked configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub issuer: Issuer,
+    pub listen: SocketAddr,
+    pub database: DatabaseUrl,
+    pub log_format: LogFormat,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub signing_algorithm: SigningAlgorithm,
+    pub key_refresh_interval: Duration,
+    pub users: Vec<SeedUser>,
+    pub resources: Vec<mandate_core::Resource>,
+    pub clients: Vec<mandate_core::Client>,
+    /// Non-fatal remarks to log at start (e.g. short secrets).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(Box<figment::Error>),
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_DATABASE: &str = "sqlite://mandate-data/mandate.db";
+
+/// Reads the file (if any) and the `MANDATE_*` environment, then checks the result.
+pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+    let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+    if let Some(path) = path {
+        if !path.is_file() {
+            return Err(invalid(
+                "--config",
+                format!("{} does not exist or is not a file", path.display()),
+            ));
+        }
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    figment = figment.merge(Env::prefixed("MANDATE_").split("__"));
+    let raw: RawConfig = figment
+        .extract()
+        .map_err(|e| ConfigError::Load(Box::new(e)))?;
+    check(raw)
+}
+
+/// Parses TOML text alone (no environment): for tests and `check-config` of inline text.
+pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+    let raw: RawConfig = Figment::from(Serialized::defaults(RawConfig::default()))
+        .merge(Toml::string(text))
+        .extract()
+        .map_err(|e| ConfigError::Load(Box::new(e)))?;
+    check(raw)
+}
+
+fn duration(key: &str, value: &str, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
+    let d = humantime::parse_duration(value).map_err(|e| {
+        invalid(
+            key,
+            format!("{value:?} is not a duration like \"300s\", \"5m\" or \"30d\" ({e})"),
+        )
+    })?;
+    if d < min || d > max {
+        return Err(invalid(
+            key,
+            format!(
+                "{value} is out of range ({} to {})",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(d)
+}
+
+fn scopes(key: &str, tokens: &[String]) -> Result<ScopeSet, ConfigError> {
+    ScopeSet::from_tokens(tokens).map_err(|e| invalid(key, e.to_string()))
+}
+
+pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
+    let mut warnings = Vec::new();
+    let listen_text = if raw.listen.is_empty() {
+        DEFAULT_LISTEN
+    } else {
+        raw.listen.as_str()
+    };
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        invalid(
+            "listen",
+            format!("{listen_text:?} is not an address like 127.0.0.1:8080"),
+        )
+    })?;
+
+    // Without an issuer, the server names itself after where it listens (loopback if unspecified).
+    let issuer_text = match raw.issuer.as_deref() {
+        Some(i) => i.to_owned(),
+        None => {
+            let ip = if listen.ip().is_unspecified() {
+                IpAddr::from([127, 0, 0, 1])
+            } else {
+                listen.ip()
+            };
+            format!("http://{}", SocketAddr::new(ip, listen.port()))
+        }
+    };
+    let issuer = Issuer::parse(&issuer_text).map_err(|e| invalid("issuer", e))?;
+
+    let database_text = if raw.database.is_empty() {
+        DEFAULT_DATABASE
+    } else {
+        raw.database.as_str()
+    };
+    let database = if database_text.starts_with("sqlite:") {
+        DatabaseUrl::Sqlite(database_text.to_owned())
+    } else if database_text.starts_with("postgres://") || database_text.starts_with("postgresql://")
+    {
+        DatabaseUrl::Postgres(database_text.to_owned())
+    } else {
+        return Err(invalid(
+            "database",
+            "must start with sqlite:// or postgres://",
+        ));
+    };
+
+    let log_format = match raw.log_format.as_str() {
+        "" | "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(invalid(
+                "log_format",
+                format!("{other:?} is not text or json"),
+            ));
+        }
+    };
+
+    let access_token_ttl = duration(
+        "tokens.access_token_ttl",
+        &raw.tokens.access_token_ttl,
+        Duration::from_secs(10),
+        Duration::from_secs(24 * 3600),
+    )?;
+    let refresh_token_ttl = duration(
+        "tokens.refresh_token_ttl",
+        &raw.tokens.refresh_token_ttl,
+        Duration::from_secs(60),
+        Duration::from_secs(400 * 24 * 3600),
+    )?;
+    if refresh_token_ttl < access_token_ttl {
+        return Err(invalid(
+            "tokens.refresh_token_ttl",
+            "must not be shorter than tokens.access_token_ttl",
+        ));
+    }
+    let signing_algorithm: SigningAlgorithm =
+        raw.keys
+            .algorithm
+            .parse()
+            .map_err(|e: mandate_core::jose::UnknownAlgorithm| {
+                invalid("keys.algorithm", e.to_string())
+            })?;
+    let key_refresh_interval = duration(
+        "keys.refresh_interval",
+        &raw.keys.refresh_interval,
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
+    )?;
+    if raw.registration.dynamic || raw.registration.client_id_metadata_documents {
+        warnings.push(
+            "registration.dynamic and registration.client_id_metadata_documents are not implemented in this version; ignored"
+                .into(),
+        );
+    }
+
+    let resources = check_resources(&raw.resources)?;
+    let offered: ScopeSet = resources
+        .iter()
+        .fold(ScopeSet::default(), |acc, r| acc.union(&r.scopes));
+    let clients = check_clients(&raw.clients, &resources, &offered, &mut warnings)?;
+    let users = check_users(&raw.users)?;
+
+    Ok(Settings {
+        issuer,
+        listen,
+        database,
+        log_format,
+        access_token_ttl,
+        refresh_token_ttl,
+        signing_algorithm,
+        key_refresh_interval,
+        users,
+        resources,
+        clients,
+        warnings,
+    })
+}
+
+fn check_resources(raw: &[RawResource]) -> Result<Vec<mandate_core::Resource>, ConfigError> {
+    let mut seen = BTreeSet::new();
+    raw.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let key = |field: &str| format!("resources[{i}].{field}");
+            let uri = ResourceUri::parse(&r.uri)
+                .map_err(|e| invalid(key("uri"), format!("{:?} {e}", r.uri)))?;
+            if !seen.insert(uri.clone()) {
+                return Err(invalid(key("uri"), format!("{uri} is listed twice")));
+            }
+            let scopes = scopes(&key("scopes"), &r.scopes)?;
+            if scopes.is_empty() {
+                return Err(invalid(
+                    key("scopes"),
+                    "a resource needs at least one scope",
+                ));
+            }
+            Ok(mandate_core::Resource {
+                name: r.name.clone().unwrap_or_else(|| uri.to_string()),
+                uri,
+                scopes,
+            })
+        })
+        .collect()
+}
+
+fn check_clients(
+    raw: &[RawClient],
+    resources: &[mandate_core::Resource],
+    offered: &ScopeSet,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<mandate_core::Client>, ConfigError> {
+    let mut seen = BTreeSet::new();
+    raw.iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let key = |field: &str| format!("clients[{i}].{field}");
+            // RFC 6749 appendix A.1: client_id = *VSCHAR.
+            if c.client_id.is_empty() || !c.client_id.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+                return Err(invalid(key("client_id"), "must be non-empty printable ASCII"));
+            }
+            if !seen.insert(c.client_id.clone()) {
+                return Err(invalid(key("client_id"), format!("{:?} is listed twice", c.client_id)));
+            }
+            let method: TokenEndpointAuthMethod = c
+                .token_endpoint_auth_method
+                .as_deref()
+                .unwrap_or("client_secret_basic")
+                .parse()
+                .map_err(|e: mandate_core::client::UnknownAuthMethod| invalid(key("token_endpoint_auth_method"), e.to_string()))?;
+            let secret = match (&c.client_secret, &c.client_secret_hash) {
+                (Some(_), Some(_)) => return Err(invalid(key("client_secret"), "give client_secret or client_secret_hash, not both")),
+                (Some(s), None) => {
+                    if s.len() < 32 {
+                        warnings.push(format!(
+                            "{}: client {:?} has a secret of {} characters; use `mandate secret generate` for 256 bits",
+                            key("client_secret"),
+                            c.client_id,
+                            s.len()
+                        ));
+                    }
+                    Some(SecretDigest::of(s))
+                }
+                (None, Some(h)) => Some(SecretDigest::parse(h).map_err(|e| invalid(key("client_secret_hash"), e.to_string()))?),
+                (None, None) => None,
+            };
+            if method.needs_secret() && secret.is_none() {
+                return Err(invalid(key("client_secret"), format!("{method} needs client_secret or client_secret_hash")));
+            }
+            let grant_types: Vec<GrantType> = match &c.grant_types {
+                None => vec![GrantType::ClientCredentials],
+                Some(list) if list.is_empty() => return Err(invalid(key("grant_types"), "must not be empty")),
+                Some(list) => list
+                    .iter()
+                    .map(|g| g.parse().map_err(|e: mandate_core::client::UnknownGrantType| invalid(key("grant_types"), e.to_string())))
+                    .collect::<Result<_, _>>()?,
+            };
+            let client_scopes = scopes(&key("scopes"), &c.scopes)?;
+            let unknown = client_scopes.difference(offered);
+            if !unknown.is_empty() {
+                return Err(invalid(key("scopes"), format!("no resource offers {unknown}")));
+            }
+            let allowed_resources = c
+                .resources
+                .as_ref()
+                .map(|list| {
+                    list.iter()
+                        .map(|u| {
+                            let uri = ResourceUri::parse(u).map_err(|e| invalid(key("resources"), format!("{u:?} {e}")))?;
+                            if resources.iter().any(|r| r.uri == uri) {
+                                Ok(uri)
+                            } else {
+                                Err(invalid(key("resources"), format!("{uri} is not a registered resource")))
+                            }
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?;
+            Ok(mandate_core::Client {
+                client_id: c.client_id.clone(),
+                client_name: c.client_name.clone(),
+                secret,
+                token_endpoint_auth_method: method,
+                grant_types,
+                scopes: client_scopes,
+                resources: allowed_resources,
+                disabled: c.disabled,
+            })
+        })
+        .collect()
+}
+
+fn check_users(raw: &[RawUser]) -> Result<Vec<SeedUser>, ConfigError> {
+    let mut seen = BTreeSet::new();
+    raw.iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let key = |field: &str| format!("users[{i}].{field}");
+            if u.username.trim().is_empty() || u.username.trim() != u.username {
+                return Err(invalid(
+                    key("username"),
+                    "must be non-empty without surrounding spaces",
+                ));
+            }
+            if !seen.insert(u.username.clone()) {
+                return Err(invalid(
+                    key("username"),
+                    format!("{:?} is listed twice", u.username),
+                ));
+            }
+            match (&u.password, &u.password_hash) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        key("password"),
+                        "give password or password_hash, not both",
+                    ));
+                }
+                (None, None) => {
+                    return Err(invalid(key("password"), "give password or password_hash"));
+                }
+                (None, Some(h)) => check_password_hash(h)
+                    .map_err(|e| invalid(key("password_hash"), e.to_string()))?,
+                (Some(p), None) if p.is_empty() => {
+                    return Err(invalid(key("password"), "must not be empty"));
+                }
+                (Some(_), None) => {}
+            }
+            Ok(SeedUser {
+                username: u.username.clone(),
+                password: u.password.clone(),
+                password_hash: u.password_hash.clone(),
+                email: u.email.clone(),
+                disabled: u.disabled,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        from_toml(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_config_gives_working_defaults() {
+        let s = from_toml("").unwrap();
+        assert_eq!(s.issuer.as_str(), "http://127.0.0.1:8080");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            s.database,
+            DatabaseUrl::Sqlite("sqlite://mandate-data/mandate.db".into())
+        );
+        assert_eq!(s.access_token_ttl, Duration::from_secs(300));
+        assert_eq!(s.signing_algorithm, SigningAlgorithm::ES256);
+    }
+
+    #[test]
+    fn issuer_follows_listen_when_unset() {
+        let s = from_toml("listen = \"0.0.0.0:9000\"").unwrap();
+        assert_eq!(s.issuer.as_str(), "http://127.0.0.1:9000");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        assert!(err("bogus = 1").contains("bogus"), "{}", err("bogus = 1"));
+        assert!(
+            err("[tokens]\naccess_token_ttl = \"soon\"").starts_with("tokens.access_token_ttl:")
+        );
+        assert!(err("[keys]\nalgorithm = \"HS256\"").starts_with("keys.algorithm:"));
+        assert!(err("issuer = \"http://auth.example.com\"").starts_with("issuer:"));
+        assert!(err("database = \"mysql://x\"").starts_with("database:"));
+        let contradiction = "[[resources]]\nuri = \"https://mcp.example\"\nscopes = [\"read\"]\n[[clients]]\nclient_id = \"a\"\nscopes = [\"read\"]";
+        assert!(
+            err(contradiction).starts_with("clients[0].client_secret:"),
+            "{}",
+            err(contradiction)
+        );
+        let unknown_scope = "[[resources]]\nuri = \"https://mcp.example\"\nscopes = [\"read\"]\n[[clients]]\nclient_id = \"a\"\nclient_secret = \"x\"\nscopes = [\"write\"]";
+        assert!(err(unknown_scope).contains("no resource offers write"));
+    }
+}

@@ -1,0 +1,113 @@
+//! The token endpoint (RFC 6749 §3.2): parse, authenticate the client, dispatch on `grant_type`,
+//! audit, answer. Every outcome, issued or refused, is written to the audit log.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use mandate_core::{AuditEvent, AuditKind, Client, OAuthError};
+use serde_json::json;
+
+use super::{bounded, no_store_json};
+use crate::audit::{record_issuance, record_refusal};
+use crate::client_auth;
+use crate::error::Failure;
+use crate::form::OAuthForm;
+use crate::state::AppState;
+
+pub async fn handle(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<OAuthForm, Failure>,
+) -> Result<Response, Failure> {
+    let form = match form {
+        Ok(form) => form,
+        Err(failure) => {
+            refuse(&state, None, None, &failure.0).await;
+            return Err(failure);
+        }
+    };
+    let grant_type = form.get("grant_type");
+    let presented = client_auth::presented(&headers, &form);
+    let attempted = presented.as_ref().ok().map(|c| c.client_id.clone());
+    let verified = match presented {
+        Ok(creds) => client_auth::verify(state.store.as_ref(), &creds).await,
+        Err(e) => Err(e.into()),
+    };
+    let client = match verified {
+        Ok(client) => client,
+        Err(failure) => {
+            refuse(&state, Some(&form), attempted.as_deref(), &failure.0).await;
+            return Err(failure);
+        }
+    };
+    match issue(&state, &client, &form, grant_type).await {
+        Ok(response) => Ok(response),
+        Err(e) => {
+            refuse(&state, Some(&form), Some(&client.client_id), &e).await;
+            Err(e.into())
+        }
+    }
+}
+
+async fn issue(
+    state: &AppState,
+    client: &Client,
+    form: &OAuthForm,
+    grant_type: Option<&str>,
+) -> Result<Response, OAuthError> {
+    let grant_type = grant_type
+        .ok_or_else(|| OAuthError::invalid_request("parameter grant_type is required"))?;
+    let (grant, handler) = state.grants.get(grant_type).ok_or_else(|| {
+        OAuthError::unsupported_grant_type(format!(
+            "grant_type {grant_type} is not supported by this server"
+        ))
+    })?;
+    if !client.allows_grant(grant) {
+        return Err(OAuthError::unauthorized_client(format!(
+            "this client is not allowed the {grant_type} grant"
+        )));
+    }
+    let issued = handler.handle(state, client, form).await?;
+
+    let mut event = AuditEvent::new(state.now(), AuditKind::TokenIssued, "ok");
+    event.grant_type = Some(grant_type.to_owned());
+    event.client_id = Some(client.client_id.clone());
+    event.subject = Some(issued.subject.clone());
+    event.resource = Some(issued.audience.to_string());
+    event.scope = Some(issued.scope.to_string());
+    event.jti = Some(issued.jti.clone());
+    event.parent_jti = issued.parent_jti.clone();
+    // No token leaves before its issuance is on record.
+    record_issuance(state.store.as_ref(), &event).await?;
+    metrics::counter!("mandate_tokens_issued_total", "grant_type" => grant.as_str()).increment(1);
+    tracing::info!(grant_type, client_id = %client.client_id, jti = %issued.jti, aud = %issued.audience, "token issued");
+
+    Ok(no_store_json(json!({
+        "access_token": issued.access_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": issued.scope.to_string(),
+    })))
+}
+
+async fn refuse(
+    state: &AppState,
+    form: Option<&OAuthForm>,
+    client_id: Option<&str>,
+    e: &OAuthError,
+) {
+    let mut event = AuditEvent::new(state.now(), AuditKind::TokenRefused, e.code.as_str());
+    event.grant_type = bounded(form.and_then(|f| f.get("grant_type")));
+    event.client_id = bounded(client_id.or_else(|| form.and_then(|f| f.get("client_id"))));
+    event.resource = bounded(form.and_then(|f| f.all("resource").first().map(String::as_str)));
+    event.scope = bounded(form.and_then(|f| f.get("scope")));
+    event.detail = Some(e.description.clone());
+    record_refusal(state.store.as_ref(), &event).await;
+    let grant_type = event.grant_type.as_deref().unwrap_or("none");
+    let grant_label = state
+        .grants
+        .get(grant_type)
+        .map_or("other", |(g, _)| g.as_str());
+    metrics::counter!("mandate_token_refusals_total", "grant_type" => grant_label, "error" => e.code.as_str()).increment(1);
+    tracing::info!(error = e.code.as_str(), description = %e.description, client_id = event.client_id.as_deref().unwrap_or("-"), "token refused");
+}

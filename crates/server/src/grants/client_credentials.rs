@@ -1,0 +1,41 @@
+//! The client credentials grant (RFC 6749 §4.4): a confidential client acting for itself, so
+//! `sub` is the client (RFC 9068 §2.2).
+
+use async_trait::async_trait;
+use mandate_core::{Client, OAuthError};
+
+use super::{GrantHandler, Issued, grant_scope, resolve_resource};
+use crate::form::OAuthForm;
+use crate::minting::mint_access_token;
+use crate::state::AppState;
+
+pub struct ClientCredentials;
+
+#[async_trait]
+impl GrantHandler for ClientCredentials {
+    async fn handle(
+        &self,
+        state: &AppState,
+        client: &Client,
+        form: &OAuthForm,
+    ) -> Result<Issued, OAuthError> {
+        let resource = resolve_resource(state, client, form).await?;
+        let scope = grant_scope(client, &resource, form)?;
+        let minted = mint_access_token(
+            state,
+            &client.client_id,
+            &client.client_id,
+            &resource.uri,
+            &scope,
+        )?;
+        Ok(Issued {
+            access_token: minted.token,
+            expires_in: minted.claims.exp - minted.claims.iat,
+            scope,
+            jti: minted.claims.jti,
+            subject: minted.claims.sub,
+            audience: resource.uri,
+            parent_jti: None,
+        })
+    }
+}
