@@ -101,6 +101,7 @@ pub struct RawClient {
     pub client_name: Option<String>,
     pub client_secret: Option<String>,
     pub client_secret_hash: Option<String>,
+    /// Defaults to `["client_credentials"]`; `[]` for a client that only introspects or revokes.
     pub grant_types: Option<Vec<String>>,
     pub token_endpoint_auth_method: Option<String>,
     pub scopes: Vec<String>,
@@ -422,7 +423,6 @@ fn check_clients(
             }
             let grant_types: Vec<GrantType> = match &c.grant_types {
                 None => vec![GrantType::ClientCredentials],
-                Some(list) if list.is_empty() => return Err(invalid(key("grant_types"), "must not be empty")),
                 Some(list) => list
                     .iter()
                     .map(|g| g.parse().map_err(|e: mandate_core::client::UnknownGrantType| invalid(key("grant_types"), e.to_string())))

@@ -1,0 +1,251 @@
+//! Test harness: a real server on a loopback port, on a fresh SQLite file or PostgreSQL database.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use mandate_core::{Clock, SystemClock, SystemRandom};
+use mandate_server::config::{self, DatabaseUrl};
+use mandate_server::{AppState, Parts, Running};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one test per backend from `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test] async fn $name() { super::$name(crate::common::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test] async fn $name() { super::$name(crate::common::Backend::Postgres).await } )*
+        }
+    };
+}
+
+pub const MCP: &str = "http://127.0.0.1:9090/mcp";
+pub const API: &str = "https://api.example.com";
+pub const AGENT_SECRET: &str = "build-agent-secret-0123456789abcdefghijkl";
+pub const POST_SECRET: &str = "post-agent-secret-0123456789abcdefghijklm";
+pub const RS_SECRET: &str = "resource-server-secret-0123456789abcdefgh";
+
+/// Resources and clients most tests use.
+pub fn base_config() -> String {
+    format!(
+        r#"
+[[resources]]
+uri = "{MCP}"
+name = "Example MCP server"
+scopes = ["tools:read", "tools:call"]
+
+[[resources]]
+uri = "{API}"
+name = "Admin API"
+scopes = ["admin"]
+
+[[clients]]
+client_id = "build-agent"
+client_name = "Build agent"
+client_secret = "{AGENT_SECRET}"
+scopes = ["tools:read", "tools:call"]
+
+[[clients]]
+client_id = "post-agent"
+client_secret = "{POST_SECRET}"
+token_endpoint_auth_method = "client_secret_post"
+scopes = ["tools:read", "admin"]
+resources = ["{MCP}"]
+
+[[clients]]
+client_id = "resource-server"
+client_secret = "{RS_SECRET}"
+grant_types = []
+"#
+    )
+}
+
+pub async fn fresh_database(backend: Backend) -> DatabaseUrl {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap().keep();
+            DatabaseUrl::Sqlite(format!("sqlite://{}/mandate.db", dir.display()))
+        }
+        Backend::Postgres => {
+            DatabaseUrl::Postgres(mandate_store_pg::testing::fresh_database().await)
+        }
+    }
+}
+
+fn database_toml(db: &DatabaseUrl) -> String {
+    match db {
+        DatabaseUrl::Sqlite(u) | DatabaseUrl::Postgres(u) => u.clone(),
+    }
+}
+
+pub struct TestServer {
+    pub running: Running,
+    /// Where this instance is reached (issuer path included).
+    pub base: String,
+    pub issuer: String,
+    pub http: reqwest::Client,
+    pub database: DatabaseUrl,
+}
+
+pub struct Options {
+    pub config: String,
+    pub issuer_path: String,
+    pub clock: Arc<dyn Clock>,
+    pub port: Option<u16>,
+    /// Another instance's issuer, for several instances serving as one.
+    pub issuer: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            config: base_config(),
+            issuer_path: String::new(),
+            clock: Arc::new(SystemClock),
+            port: None,
+            issuer: None,
+        }
+    }
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Self {
+        let db = fresh_database(backend).await;
+        Self::start_on(db, Options::default()).await
+    }
+
+    /// Starts a server on an existing database (a restart, or a second instance).
+    pub async fn start_on(database: DatabaseUrl, options: Options) -> Self {
+        let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+        let listener = TcpListener::bind(("127.0.0.1", options.port.unwrap_or(0)))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let issuer = options
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://127.0.0.1:{port}{}", options.issuer_path));
+        let text = format!(
+            "issuer = \"{issuer}\"\ndatabase = \"{}\"\n[keys]\nrefresh_interval = \"1s\"\n{}",
+            database_toml(&database),
+            options.config
+        );
+        let settings = config::from_toml(&text).unwrap_or_else(|e| panic!("test config: {e}"));
+        let store = mandate_server::app::open_store(&settings.database)
+            .await
+            .unwrap();
+        let parts = Parts {
+            settings,
+            store,
+            clock: options.clock,
+            rng: Arc::new(SystemRandom::new()),
+        };
+        let state = mandate_server::prepare(parts).await.unwrap();
+        let running = mandate_server::serve(state, listener).unwrap();
+        let base = format!("http://127.0.0.1:{port}{}", options.issuer_path);
+        Self {
+            running,
+            base,
+            issuer,
+            http: reqwest::Client::new(),
+            database,
+        }
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.running.state
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn stop(self) -> DatabaseUrl {
+        let db = self.database.clone();
+        self.running.stop().await;
+        db
+    }
+
+    /// POSTs a form, with HTTP Basic credentials when `basic` is given.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self.http.post(self.url(path)).form(form);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        req.send().await.unwrap()
+    }
+
+    /// A client-credentials token for build-agent on the MCP resource.
+    pub async fn agent_token(&self) -> String {
+        let res = self
+            .post_form(
+                "/token",
+                Some(("build-agent", AGENT_SECRET)),
+                &[("grant_type", "client_credentials"), ("resource", MCP)],
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn introspect(&self, token: &str) -> Value {
+        let res = self
+            .post_form(
+                "/introspect",
+                Some(("resource-server", RS_SECRET)),
+                &[("token", token)],
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+}
+
+/// Asserts an RFC 6749 error response: status, `error` code, JSON body, no caching.
+pub async fn assert_oauth_error(res: reqwest::Response, status: u16, error: &str) -> Value {
+    assert_eq!(res.status().as_u16(), status, "status for expected {error}");
+    assert_eq!(res.headers()["content-type"], "application/json");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], error, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+/// Decodes a JWT's header and claims without verifying (the tests verify separately).
+pub fn decode_unverified(token: &str) -> (Value, Value) {
+    use base64::Engine as _;
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWS has three parts");
+    let decode = |p: &str| -> Value {
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    (decode(parts[0]), decode(parts[1]))
+}

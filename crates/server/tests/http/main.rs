@@ -1,0 +1,9 @@
+//! The authorization server over real HTTP on loopback, every test on SQLite and on PostgreSQL.
+
+mod common;
+
+mod discovery;
+mod introspection;
+mod operations;
+mod persistence;
+mod token;
