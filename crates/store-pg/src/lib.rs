@@ -12,6 +12,7 @@ use mandate_store::{
     StoreResult, StoredKey, UserStore,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions as _, Connection as _};
 
 /// Migrations take `pg_advisory_lock`, so instances starting together migrate once.
 #[cfg(feature = "testing")]
@@ -61,6 +62,13 @@ impl PgStore {
             options.get_port(),
             options.get_database().unwrap_or("(default)")
         );
+        // One direct connection first: its error names the cause (refused, unknown database,
+        // authentication), where the pool would only report a timeout.
+        let probe = tokio::time::timeout(Duration::from_secs(10), options.connect())
+            .await
+            .map_err(|_| OpenError::Connect(shown.clone(), sqlx::Error::PoolTimedOut))?
+            .map_err(|e| OpenError::Connect(shown.clone(), e))?;
+        probe.close().await.ok();
         let pool = PgPoolOptions::new()
             .max_connections(size.max_connections)
             .acquire_timeout(Duration::from_secs(5))
