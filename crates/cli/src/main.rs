@@ -11,11 +11,7 @@ use mandate_server::config::{self, LogFormat};
 use mandate_server::{Parts, keyring};
 
 #[derive(Parser)]
-#[command(
-    name = "mandate",
-    version,
-    about = "The authorization layer for AI agents"
-)]
+#[command(name = "mandate", version, about = "The authorization layer for AI agents")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -66,10 +62,7 @@ enum SecretCommand {
 fn main() -> ExitCode {
     let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
@@ -93,9 +86,7 @@ fn settings(path: Option<&Path>) -> anyhow::Result<config::Settings> {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -138,9 +129,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let store = mandate_server::app::open_store(&s.database).await?;
             let now = SystemClock.now();
             if rotate {
-                let kid =
-                    keyring::rotate(store.as_ref(), s.signing_algorithm, now, s.access_token_ttl)
-                        .await?;
+                let kid = keyring::rotate(store.as_ref(), s.signing_algorithm, now, s.access_token_ttl).await?;
                 println!(
                     "new active key {kid} ({}); running instances use it within {}s",
                     s.signing_algorithm,
@@ -156,11 +145,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Secret {
-            command: SecretCommand::Generate,
-        } => {
-            let (secret, digest) =
-                mandate_core::secret::generate_client_secret(&SystemRandom::new());
+        Command::Secret { command: SecretCommand::Generate } => {
+            let (secret, digest) = mandate_core::secret::generate_client_secret(&SystemRandom::new());
             println!("client_secret      = \"{secret}\"");
             println!("client_secret_hash = \"{}\"", digest.encode());
             Ok(())

@@ -56,7 +56,10 @@ fn check_config_names_the_offending_key() {
         ("[tokens]\naccess_token_ttl = \"forever\"\n", "tokens.access_token_ttl"),
         ("bogus = 1\n", "bogus"),
         ("listen = \"nowhere\"\n", "listen"),
-        ("[[clients]]\nclient_id = \"a\"\nclient_secret = \"x\"\nclient_secret_hash = \"sha256:x\"\n", "clients[0].client_secret"),
+        (
+            "[[clients]]\nclient_id = \"a\"\nclient_secret = \"x\"\nclient_secret_hash = \"sha256:x\"\n",
+            "clients[0].client_secret",
+        ),
         ("[[users]]\nusername = \"bob\"\npassword_hash = \"plain\"\n", "users[0].password_hash"),
     ];
     for (body, key) in cases {
@@ -79,7 +82,11 @@ fn environment_overrides_the_file() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("issuer https://auth.example.com/tenant"));
-    let out = Command::new(BIN).args(["check-config", file.to_str().unwrap()]).env("MANDATE_TOKENS__ACCESS_TOKEN_TTL", "never").output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", file.to_str().unwrap()])
+        .env("MANDATE_TOKENS__ACCESS_TOKEN_TTL", "never")
+        .output()
+        .unwrap();
     assert_one_error_line(&out, "tokens.access_token_ttl");
 }
 
@@ -204,7 +211,8 @@ async fn keys_rotate_reaches_a_running_server() {
     let token = server.token().await;
     let header = token.split('.').next().unwrap();
     use base64::Engine as _;
-    let header: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    let header: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
     assert_ne!(header["kid"], before[0].as_str(), "new tokens are signed with the new key");
 }
 
@@ -213,11 +221,27 @@ async fn logs_never_contain_secrets_or_tokens() {
     let server = Server::start(&[("RUST_LOG", "debug"), ("MANDATE_LOG_FORMAT", "json")]).await;
     let http = reqwest::Client::new();
     let token = server.token().await;
-    let body_auth = [("grant_type", "client_credentials"), ("resource", MCP), ("client_id", "poster"), ("client_secret", SECRET)];
+    let body_auth =
+        [("grant_type", "client_credentials"), ("resource", MCP), ("client_id", "poster"), ("client_secret", SECRET)];
     assert_eq!(http.post(format!("{}/token", server.base)).form(&body_auth).send().await.unwrap().status(), 200);
-    http.post(format!("{}/token?client_secret={SECRET}", server.base)).basic_auth("agent", Some("wrong-secret-value")).form(&[("grant_type", "client_credentials")]).send().await.unwrap();
-    http.post(format!("{}/introspect", server.base)).basic_auth("agent", Some(SECRET)).form(&[("token", token.as_str())]).send().await.unwrap();
-    http.post(format!("{}/revoke", server.base)).basic_auth("agent", Some(SECRET)).form(&[("token", token.as_str())]).send().await.unwrap();
+    http.post(format!("{}/token?client_secret={SECRET}", server.base))
+        .basic_auth("agent", Some("wrong-secret-value"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    http.post(format!("{}/introspect", server.base))
+        .basic_auth("agent", Some(SECRET))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    http.post(format!("{}/revoke", server.base))
+        .basic_auth("agent", Some(SECRET))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
     let logs = server.stop();
     assert!(logs.contains("token issued"), "logs are written: {logs}");
     assert!(logs.lines().all(|l| l.starts_with('{')), "json log lines");

@@ -20,9 +20,7 @@ impl AuditKind {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::TokenIssued, Self::TokenRefused, Self::TokenRevoked]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [Self::TokenIssued, Self::TokenRefused, Self::TokenRevoked].into_iter().find(|k| k.as_str() == s)
     }
 }
 

@@ -37,11 +37,7 @@ pub struct UnknownGrantType(pub String);
 impl FromStr for GrantType {
     type Err = UnknownGrantType;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|g| g.as_str() == s)
-            .ok_or_else(|| UnknownGrantType(s.to_owned()))
+        Self::ALL.iter().copied().find(|g| g.as_str() == s).ok_or_else(|| UnknownGrantType(s.to_owned()))
     }
 }
 
@@ -56,8 +52,7 @@ pub enum TokenEndpointAuthMethod {
 }
 
 impl TokenEndpointAuthMethod {
-    pub const ALL: &'static [TokenEndpointAuthMethod] =
-        &[Self::ClientSecretBasic, Self::ClientSecretPost];
+    pub const ALL: &'static [TokenEndpointAuthMethod] = &[Self::ClientSecretBasic, Self::ClientSecretPost];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -78,19 +73,13 @@ impl fmt::Display for TokenEndpointAuthMethod {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unsupported token_endpoint_auth_method {0:?} (supported: client_secret_basic, client_secret_post)"
-)]
+#[error("unsupported token_endpoint_auth_method {0:?} (supported: client_secret_basic, client_secret_post)")]
 pub struct UnknownAuthMethod(pub String);
 
 impl FromStr for TokenEndpointAuthMethod {
     type Err = UnknownAuthMethod;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| UnknownAuthMethod(s.to_owned()))
+        Self::ALL.iter().copied().find(|m| m.as_str() == s).ok_or_else(|| UnknownAuthMethod(s.to_owned()))
     }
 }
 
@@ -129,8 +118,6 @@ impl Client {
     }
 
     pub fn allows_resource(&self, uri: &ResourceUri) -> bool {
-        self.resources
-            .as_ref()
-            .is_none_or(|list| list.contains(uri))
+        self.resources.as_ref().is_none_or(|list| list.contains(uri))
     }
 }

@@ -61,11 +61,7 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        Self {
-            code,
-            description: description.into(),
-            status_override: None,
-        }
+        Self { code, description: description.into(), status_override: None }
     }
 
     pub fn with_status(mut self, status: u16) -> Self {
@@ -96,10 +92,7 @@ impl OAuthError {
         Self::new(ErrorCode::InvalidTarget, d)
     }
     pub fn server_error() -> Self {
-        Self::new(
-            ErrorCode::ServerError,
-            "the authorization server hit an internal error; see its log",
-        )
+        Self::new(ErrorCode::ServerError, "the authorization server hit an internal error; see its log")
     }
     pub fn temporarily_unavailable(d: impl Into<String>) -> Self {
         Self::new(ErrorCode::TemporarilyUnavailable, d)

@@ -71,10 +71,7 @@ pub enum KeyError {
     #[error("key generation failed")]
     Generate,
     #[error("stored key for {alg} is not a usable PKCS#8 key: {reason}")]
-    Load {
-        alg: SigningAlgorithm,
-        reason: String,
-    },
+    Load { alg: SigningAlgorithm, reason: String },
 }
 
 /// Generates a new private key for `alg`, as PKCS#8 DER.
@@ -82,22 +79,18 @@ pub fn generate_private_key(alg: SigningAlgorithm) -> Result<Vec<u8>, KeyError> 
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let der = match alg {
-        SigningAlgorithm::ES256 => {
-            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                .map_err(|_| KeyError::Generate)?
-                .as_ref()
-                .to_vec()
-        }
-        // jsonwebtoken reads Ed25519 keys as PKCS#8 v1 (RFC 5208), without the public key.
-        SigningAlgorithm::EdDSA => Ed25519KeyPair::generate_pkcs8v1(&rng)
+        SigningAlgorithm::ES256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .map_err(|_| KeyError::Generate)?
             .as_ref()
             .to_vec(),
+        // jsonwebtoken reads Ed25519 keys as PKCS#8 v1 (RFC 5208), without the public key.
+        SigningAlgorithm::EdDSA => {
+            Ed25519KeyPair::generate_pkcs8v1(&rng).map_err(|_| KeyError::Generate)?.as_ref().to_vec()
+        }
         SigningAlgorithm::RS256 => {
-            let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-                .map_err(|_| KeyError::Generate)?;
-            let der: aws_lc_rs::encoding::Pkcs8V1Der<'static> =
-                pair.as_der().map_err(|_| KeyError::Generate)?;
+            let pair =
+                aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
+            let der: aws_lc_rs::encoding::Pkcs8V1Der<'static> = pair.as_der().map_err(|_| KeyError::Generate)?;
             der.as_ref().to_vec()
         }
     };
@@ -117,10 +110,7 @@ pub struct SigningKey {
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("kid", &self.kid)
-            .field("alg", &self.alg)
-            .finish_non_exhaustive()
+        f.debug_struct("SigningKey").field("kid", &self.kid).field("alg", &self.alg).finish_non_exhaustive()
     }
 }
 
@@ -135,11 +125,8 @@ impl SigningKey {
             SigningAlgorithm::RS256 => EncodingKey::from_rsa_pem(pem.as_bytes()),
         }
         .map_err(|e| load_err(e.to_string()))?;
-        let mut jwk = Jwk::from_encoding_key(&encoding, alg.jwt_alg())
-            .map_err(|e| load_err(e.to_string()))?;
-        let kid = jwk
-            .thumbprint(ThumbprintHash::SHA256)
-            .map_err(|e| load_err(e.to_string()))?;
+        let mut jwk = Jwk::from_encoding_key(&encoding, alg.jwt_alg()).map_err(|e| load_err(e.to_string()))?;
+        let kid = jwk.thumbprint(ThumbprintHash::SHA256).map_err(|e| load_err(e.to_string()))?;
         jwk.common.key_id = Some(kid.clone());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         jwk.common.key_algorithm = Some(match alg {
@@ -148,21 +135,11 @@ impl SigningKey {
             SigningAlgorithm::RS256 => KeyAlgorithm::RS256,
         });
         let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| load_err(e.to_string()))?;
-        Ok(Self {
-            kid,
-            alg,
-            encoding,
-            decoding,
-            public_jwk: jwk,
-        })
+        Ok(Self { kid, alg, encoding, decoding, public_jwk: jwk })
     }
 
     /// Signs `claims` as a JWS with `typ` and this key's `kid`.
-    pub fn sign<T: Serialize>(
-        &self,
-        typ: &str,
-        claims: &T,
-    ) -> Result<String, jsonwebtoken::errors::Error> {
+    pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(self.alg.jwt_alg());
         header.typ = Some(typ.to_owned());
         header.kid = Some(self.kid.clone());
@@ -172,9 +149,7 @@ impl SigningKey {
 
 /// The public JWK set of the given keys, as served at `/jwks.json`.
 pub fn public_jwks<'a>(keys: impl IntoIterator<Item = &'a SigningKey>) -> JwkSet {
-    JwkSet {
-        keys: keys.into_iter().map(|k| k.public_jwk.clone()).collect(),
-    }
+    JwkSet { keys: keys.into_iter().map(|k| k.public_jwk.clone()).collect() }
 }
 
 /// Claims of a JWT access token (RFC 9068 §2.2).
@@ -230,19 +205,12 @@ pub fn verify_access_token(
     }
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejected::Malformed)?;
     // RFC 9068 §4: accept "at+jwt" and "application/at+jwt", case-insensitively.
-    let typ = header
-        .typ
-        .as_deref()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let typ = header.typ.as_deref().unwrap_or_default().to_ascii_lowercase();
     if typ != ACCESS_TOKEN_TYP && typ != "application/at+jwt" {
         return Err(TokenRejected::WrongType(ACCESS_TOKEN_TYP));
     }
     let kid = header.kid.as_deref().ok_or(TokenRejected::UnknownKey)?;
-    let key = keys
-        .iter()
-        .find(|k| k.kid == kid)
-        .ok_or(TokenRejected::UnknownKey)?;
+    let key = keys.iter().find(|k| k.kid == kid).ok_or(TokenRejected::UnknownKey)?;
     if header.alg != key.alg.jwt_alg() {
         return Err(TokenRejected::AlgorithmMismatch);
     }
@@ -291,11 +259,7 @@ mod tests {
     #[test]
     fn every_algorithm_signs_verifies_and_publishes_kid_use_alg() {
         install_provider();
-        for alg in [
-            SigningAlgorithm::ES256,
-            SigningAlgorithm::EdDSA,
-            SigningAlgorithm::RS256,
-        ] {
+        for alg in [SigningAlgorithm::ES256, SigningAlgorithm::EdDSA, SigningAlgorithm::RS256] {
             let der = generate_private_key(alg).unwrap();
             let key = SigningKey::from_pkcs8(alg, &der).unwrap();
             let jwk = serde_json::to_value(&key.public_jwk).unwrap();
@@ -304,13 +268,7 @@ mod tests {
             assert_eq!(jwk["alg"], alg.as_str());
             assert!(jwk.get("d").is_none(), "private part must not be published");
             let token = key.sign(ACCESS_TOKEN_TYP, &claims(1000)).unwrap();
-            let got = verify_access_token(
-                &token,
-                std::slice::from_ref(&key),
-                "https://as.example",
-                1001,
-            )
-            .unwrap();
+            let got = verify_access_token(&token, std::slice::from_ref(&key), "https://as.example", 1001).unwrap();
             assert_eq!(got, claims(1000));
         }
     }
@@ -318,33 +276,18 @@ mod tests {
     #[test]
     fn rejects_expired_wrong_issuer_wrong_typ_and_unknown_key() {
         install_provider();
-        let key = SigningKey::from_pkcs8(
-            SigningAlgorithm::ES256,
-            &generate_private_key(SigningAlgorithm::ES256).unwrap(),
-        )
-        .unwrap();
-        let other = SigningKey::from_pkcs8(
-            SigningAlgorithm::ES256,
-            &generate_private_key(SigningAlgorithm::ES256).unwrap(),
-        )
-        .unwrap();
+        let key =
+            SigningKey::from_pkcs8(SigningAlgorithm::ES256, &generate_private_key(SigningAlgorithm::ES256).unwrap())
+                .unwrap();
+        let other =
+            SigningKey::from_pkcs8(SigningAlgorithm::ES256, &generate_private_key(SigningAlgorithm::ES256).unwrap())
+                .unwrap();
         let keys = std::slice::from_ref(&key);
         let token = key.sign(ACCESS_TOKEN_TYP, &claims(1000)).unwrap();
+        assert_eq!(verify_access_token(&token, keys, "https://as.example", 1300), Err(TokenRejected::Expired));
+        assert_eq!(verify_access_token(&token, keys, "https://other.example", 1001), Err(TokenRejected::WrongIssuer));
         assert_eq!(
-            verify_access_token(&token, keys, "https://as.example", 1300),
-            Err(TokenRejected::Expired)
-        );
-        assert_eq!(
-            verify_access_token(&token, keys, "https://other.example", 1001),
-            Err(TokenRejected::WrongIssuer)
-        );
-        assert_eq!(
-            verify_access_token(
-                &token,
-                std::slice::from_ref(&other),
-                "https://as.example",
-                1001
-            ),
+            verify_access_token(&token, std::slice::from_ref(&other), "https://as.example", 1001),
             Err(TokenRejected::UnknownKey)
         );
         let jwt = key.sign("JWT", &claims(1000)).unwrap();
@@ -354,9 +297,6 @@ mod tests {
         );
         let mut tampered = token.clone();
         tampered.replace_range(token.len() - 4.., "AAAA");
-        assert_eq!(
-            verify_access_token(&tampered, keys, "https://as.example", 1001),
-            Err(TokenRejected::BadSignature)
-        );
+        assert_eq!(verify_access_token(&tampered, keys, "https://as.example", 1001), Err(TokenRejected::BadSignature));
     }
 }

@@ -20,19 +20,13 @@ pub fn hash_password(password: &str, rng: &dyn Random) -> String {
 }
 
 pub fn verify_password(password: &str, phc: &str) -> bool {
-    Argon2::default()
-        .verify_password(password.as_bytes(), phc)
-        .is_ok()
+    Argon2::default().verify_password(password.as_bytes(), phc).is_ok()
 }
 
 /// Checks that a configured `password_hash` is an argon2 PHC string we can verify against.
 pub fn check_password_hash(phc: &str) -> Result<(), InvalidPasswordHash> {
     let parsed = PasswordHash::new(phc).map_err(|_| InvalidPasswordHash)?;
-    if parsed.algorithm.as_str().starts_with("argon2") {
-        Ok(())
-    } else {
-        Err(InvalidPasswordHash)
-    }
+    if parsed.algorithm.as_str().starts_with("argon2") { Ok(()) } else { Err(InvalidPasswordHash) }
 }
 
 #[cfg(test)]

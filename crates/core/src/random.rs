@@ -29,8 +29,6 @@ impl SystemRandom {
 impl Random for SystemRandom {
     fn fill(&self, buf: &mut [u8]) {
         // The system CSPRNG failing is not recoverable: no secret may be minted without it.
-        self.0
-            .fill(buf)
-            .expect("the operating system's random number generator failed");
+        self.0.fill(buf).expect("the operating system's random number generator failed");
     }
 }

@@ -81,17 +81,8 @@ mod tests {
 
     #[test]
     fn refuses_fragments_relative_and_other_schemes() {
-        assert_eq!(
-            ResourceUri::parse("https://a.example/x#f"),
-            Err(InvalidResourceUri::Fragment)
-        );
-        assert_eq!(
-            ResourceUri::parse("/mcp"),
-            Err(InvalidResourceUri::NotAbsolute)
-        );
-        assert_eq!(
-            ResourceUri::parse("urn:x:y"),
-            Err(InvalidResourceUri::Scheme)
-        );
+        assert_eq!(ResourceUri::parse("https://a.example/x#f"), Err(InvalidResourceUri::Fragment));
+        assert_eq!(ResourceUri::parse("/mcp"), Err(InvalidResourceUri::NotAbsolute));
+        assert_eq!(ResourceUri::parse("urn:x:y"), Err(InvalidResourceUri::Scheme));
     }
 }

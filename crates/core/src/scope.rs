@@ -14,12 +14,7 @@ pub struct InvalidScopeToken(pub String);
 impl ScopeSet {
     /// Parses `scope` as sent by a client: tokens separated by single or repeated spaces.
     pub fn parse(scope: &str) -> Result<Self, InvalidScopeToken> {
-        scope
-            .split(' ')
-            .filter(|t| !t.is_empty())
-            .map(Self::check)
-            .collect::<Result<_, _>>()
-            .map(Self)
+        scope.split(' ').filter(|t| !t.is_empty()).map(Self::check).collect::<Result<_, _>>().map(Self)
     }
 
     /// Builds a set from configured tokens, checking each one.
@@ -28,24 +23,14 @@ impl ScopeSet {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        tokens
-            .into_iter()
-            .map(|t| Self::check(t.as_ref()))
-            .collect::<Result<_, _>>()
-            .map(Self)
+        tokens.into_iter().map(|t| Self::check(t.as_ref())).collect::<Result<_, _>>().map(Self)
     }
 
     fn check(token: &str) -> Result<String, InvalidScopeToken> {
         // scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
         let ok = !token.is_empty()
-            && token
-                .bytes()
-                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
-        if ok {
-            Ok(token.to_owned())
-        } else {
-            Err(InvalidScopeToken(token.to_owned()))
-        }
+            && token.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
+        if ok { Ok(token.to_owned()) } else { Err(InvalidScopeToken(token.to_owned())) }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -37,9 +37,7 @@ impl SecretDigest {
 
     pub fn parse(stored: &str) -> Result<Self, InvalidSecretDigest> {
         let b64 = stored.strip_prefix(PREFIX).ok_or(InvalidSecretDigest)?;
-        let bytes = URL_SAFE_NO_PAD
-            .decode(b64)
-            .map_err(|_| InvalidSecretDigest)?;
+        let bytes = URL_SAFE_NO_PAD.decode(b64).map_err(|_| InvalidSecretDigest)?;
         let arr: [u8; 32] = bytes.try_into().map_err(|_| InvalidSecretDigest)?;
         Ok(Self(arr))
     }

@@ -61,12 +61,7 @@ pub struct Parts {
 impl Parts {
     pub async fn new(settings: Settings) -> Result<Self, StartError> {
         let store = open_store(&settings.database).await?;
-        Ok(Self {
-            settings,
-            store,
-            clock: Arc::new(SystemClock),
-            rng: Arc::new(SystemRandom::new()),
-        })
+        Ok(Self { settings, store, clock: Arc::new(SystemClock), rng: Arc::new(SystemRandom::new()) })
     }
 }
 
@@ -76,29 +71,15 @@ pub async fn prepare(parts: Parts) -> Result<AppState, StartError> {
     for warning in &parts.settings.warnings {
         tracing::warn!("{warning}");
     }
-    let report = seed(
-        parts.store.as_ref(),
-        &parts.settings,
-        parts.clock.as_ref(),
-        parts.rng.as_ref(),
-    )
-    .await
-    .map_err(StartError::Seed)?;
-    for (what, list) in [
-        ("created", &report.created),
-        ("updated", &report.updated),
-        ("disabled", &report.disabled),
-    ] {
+    let report = seed(parts.store.as_ref(), &parts.settings, parts.clock.as_ref(), parts.rng.as_ref())
+        .await
+        .map_err(StartError::Seed)?;
+    for (what, list) in [("created", &report.created), ("updated", &report.updated), ("disabled", &report.disabled)] {
         for item in list {
             tracing::info!("seeded from config: {what} {item}");
         }
     }
-    let keyring = Keyring::load(
-        parts.store.as_ref(),
-        parts.settings.signing_algorithm,
-        parts.clock.now(),
-    )
-    .await?;
+    let keyring = Keyring::load(parts.store.as_ref(), parts.settings.signing_algorithm, parts.clock.now()).await?;
     Ok(AppState {
         settings: Arc::new(parts.settings),
         store: parts.store,
@@ -119,11 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::handle));
     let path = state.settings.issuer.path().to_owned();
-    let mut app = if path.is_empty() {
-        issuer_routes
-    } else {
-        Router::new().nest(&path, issuer_routes)
-    };
+    let mut app = if path.is_empty() { issuer_routes } else { Router::new().nest(&path, issuer_routes) };
     for well_known in state.settings.issuer.discovery_paths() {
         app = app.route(&well_known, get(discovery::handle));
     }
@@ -148,19 +125,12 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        axum::Json(serde_json::json!({ "error": "not_found" })),
-    )
-        .into_response()
+    (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": "not_found" }))).into_response()
 }
 
 async fn method_not_allowed() -> Response {
-    Failure(
-        OAuthError::invalid_request("this endpoint does not accept that HTTP method")
-            .with_status(405),
-    )
-    .into_response()
+    Failure(OAuthError::invalid_request("this endpoint does not accept that HTTP method").with_status(405))
+        .into_response()
 }
 
 /// A running server.
@@ -186,26 +156,17 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Running>
     let app = router(state.clone());
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
+        axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await
     });
     tracing::info!(%local_addr, issuer = %state.settings.issuer.as_str(), database = state.store.backend(), "mandate is serving");
-    Ok(Running {
-        local_addr,
-        shutdown,
-        task,
-        state,
-    })
+    Ok(Running { local_addr, shutdown, task, state })
 }
 
 /// Binds `settings.listen` and serves.
 pub async fn start(parts: Parts) -> Result<Running, StartError> {
     let listen = parts.settings.listen;
     let state = prepare(parts).await?;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| StartError::Listen(listen, e))?;
+    let listener = TcpListener::bind(listen).await.map_err(|e| StartError::Listen(listen, e))?;
     serve(state, listener).map_err(|e| StartError::Listen(listen, e))
 }
 

@@ -20,10 +20,7 @@ pub struct PresentedCredentials {
 }
 
 /// Reads the client's credentials from the `Authorization` header or the body.
-pub fn presented(
-    headers: &HeaderMap,
-    form: &OAuthForm,
-) -> Result<PresentedCredentials, OAuthError> {
+pub fn presented(headers: &HeaderMap, form: &OAuthForm) -> Result<PresentedCredentials, OAuthError> {
     let basic = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(value) => Some(parse_basic(value.to_str().unwrap_or_default())?),
@@ -36,9 +33,7 @@ pub fn presented(
         )),
         (Some((id, secret)), None) => {
             if body_id.is_some_and(|b| b != id) {
-                return Err(OAuthError::invalid_client(
-                    "client_id in the body differs from the Authorization header",
-                ));
+                return Err(OAuthError::invalid_client("client_id in the body differs from the Authorization header"));
             }
             Ok(PresentedCredentials {
                 client_id: id,
@@ -47,9 +42,7 @@ pub fn presented(
             })
         }
         (None, Some(secret)) => {
-            let id = body_id.ok_or_else(|| {
-                OAuthError::invalid_request("client_secret was sent without client_id")
-            })?;
+            let id = body_id.ok_or_else(|| OAuthError::invalid_request("client_secret was sent without client_id"))?;
             Ok(PresentedCredentials {
                 client_id: id.to_owned(),
                 secret: Some(secret.to_owned()),
@@ -57,9 +50,7 @@ pub fn presented(
             })
         }
         (None, None) => Err(OAuthError::invalid_client(match body_id {
-            Some(_) => {
-                "client authentication is required; this endpoint does not serve public clients"
-            }
+            Some(_) => "client authentication is required; this endpoint does not serve public clients",
             None => "client authentication is required",
         })),
     }
@@ -67,14 +58,10 @@ pub fn presented(
 
 /// RFC 6749 §2.3.1: both parts are form-urlencoded before being joined and base64-encoded.
 fn parse_basic(value: &str) -> Result<(String, String), OAuthError> {
-    let malformed = || {
-        OAuthError::invalid_client("the Authorization header is not valid HTTP Basic credentials")
-    };
+    let malformed = || OAuthError::invalid_client("the Authorization header is not valid HTTP Basic credentials");
     let (scheme, encoded) = value.split_once(' ').ok_or_else(malformed)?;
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::invalid_client(
-            "only the Basic scheme is accepted for client authentication",
-        ));
+        return Err(OAuthError::invalid_client("only the Basic scheme is accepted for client authentication"));
     }
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
     let text = String::from_utf8(decoded).map_err(|_| malformed())?;
@@ -98,10 +85,7 @@ pub async fn verify(store: &dyn Store, creds: &PresentedCredentials) -> Result<C
     const FAILED: &str = "client authentication failed";
     // A digest of nothing, compared when the client is unknown, so both paths cost the same.
     static DECOY: std::sync::OnceLock<SecretDigest> = std::sync::OnceLock::new();
-    let client = store
-        .get_client(&creds.client_id)
-        .await
-        .map_err(store_error)?;
+    let client = store.get_client(&creds.client_id).await.map_err(store_error)?;
     let presented = creds.secret.as_deref().unwrap_or_default();
     let Some(client) = client else {
         DECOY.get_or_init(|| SecretDigest::of("")).verify(presented);
@@ -122,11 +106,7 @@ pub async fn verify(store: &dyn Store, creds: &PresentedCredentials) -> Result<C
 }
 
 /// Reads and checks the client's credentials in one step.
-pub async fn authenticate(
-    store: &dyn Store,
-    headers: &HeaderMap,
-    form: &OAuthForm,
-) -> Result<Client, Failure> {
+pub async fn authenticate(store: &dyn Store, headers: &HeaderMap, form: &OAuthForm) -> Result<Client, Failure> {
     let creds = presented(headers, form)?;
     verify(store, &creds).await
 }
@@ -138,10 +118,7 @@ mod tests {
     #[test]
     fn basic_credentials_are_form_decoded() {
         let header = format!("Basic {}", STANDARD.encode("my%3Aclient:p%40ss+word"));
-        assert_eq!(
-            parse_basic(&header).unwrap(),
-            ("my:client".to_owned(), "p@ss word".to_owned())
-        );
+        assert_eq!(parse_basic(&header).unwrap(), ("my:client".to_owned(), "p@ss word".to_owned()));
         assert!(parse_basic("Basic !!!").is_err());
         assert!(parse_basic("Bearer abc").is_err());
     }

@@ -42,10 +42,7 @@ pub struct RawTokens {
 
 impl Default for RawTokens {
     fn default() -> Self {
-        Self {
-            access_token_ttl: "5m".into(),
-            refresh_token_ttl: "30d".into(),
-        }
+        Self { access_token_ttl: "5m".into(), refresh_token_ttl: "30d".into() }
     }
 }
 
@@ -60,10 +57,7 @@ pub struct RawKeys {
 
 impl Default for RawKeys {
     fn default() -> Self {
-        Self {
-            algorithm: "ES256".into(),
-            refresh_interval: "30s".into(),
-        }
+        Self { algorithm: "ES256".into(), refresh_interval: "30s".into() }
     }
 }
 
@@ -173,10 +167,7 @@ pub enum ConfigError {
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        message: message.into(),
-    }
+    ConfigError::Invalid { key: key.into(), message: message.into() }
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -187,17 +178,12 @@ pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
     if let Some(path) = path {
         if !path.is_file() {
-            return Err(invalid(
-                "--config",
-                format!("{} does not exist or is not a file", path.display()),
-            ));
+            return Err(invalid("--config", format!("{} does not exist or is not a file", path.display())));
         }
         figment = figment.merge(Toml::file_exact(path));
     }
     figment = figment.merge(Env::prefixed("MANDATE_").split("__"));
-    let raw: RawConfig = figment
-        .extract()
-        .map_err(|e| ConfigError::Load(Box::new(e)))?;
+    let raw: RawConfig = figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
     check(raw)
 }
 
@@ -211,12 +197,8 @@ pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
 }
 
 fn duration(key: &str, value: &str, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
-    let d = humantime::parse_duration(value).map_err(|e| {
-        invalid(
-            key,
-            format!("{value:?} is not a duration like \"300s\", \"5m\" or \"30d\" ({e})"),
-        )
-    })?;
+    let d = humantime::parse_duration(value)
+        .map_err(|e| invalid(key, format!("{value:?} is not a duration like \"300s\", \"5m\" or \"30d\" ({e})")))?;
     if d < min || d > max {
         return Err(invalid(
             key,
@@ -236,57 +218,35 @@ fn scopes(key: &str, tokens: &[String]) -> Result<ScopeSet, ConfigError> {
 
 pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
     let mut warnings = Vec::new();
-    let listen_text = if raw.listen.is_empty() {
-        DEFAULT_LISTEN
-    } else {
-        raw.listen.as_str()
-    };
-    let listen: SocketAddr = listen_text.parse().map_err(|_| {
-        invalid(
-            "listen",
-            format!("{listen_text:?} is not an address like 127.0.0.1:8080"),
-        )
-    })?;
+    let listen_text = if raw.listen.is_empty() { DEFAULT_LISTEN } else { raw.listen.as_str() };
+    let listen: SocketAddr = listen_text
+        .parse()
+        .map_err(|_| invalid("listen", format!("{listen_text:?} is not an address like 127.0.0.1:8080")))?;
 
     // Without an issuer, the server names itself after where it listens (loopback if unspecified).
     let issuer_text = match raw.issuer.as_deref() {
         Some(i) => i.to_owned(),
         None => {
-            let ip = if listen.ip().is_unspecified() {
-                IpAddr::from([127, 0, 0, 1])
-            } else {
-                listen.ip()
-            };
+            let ip = if listen.ip().is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { listen.ip() };
             format!("http://{}", SocketAddr::new(ip, listen.port()))
         }
     };
     let issuer = Issuer::parse(&issuer_text).map_err(|e| invalid("issuer", e))?;
 
-    let database_text = if raw.database.is_empty() {
-        DEFAULT_DATABASE
-    } else {
-        raw.database.as_str()
-    };
+    let database_text = if raw.database.is_empty() { DEFAULT_DATABASE } else { raw.database.as_str() };
     let database = if database_text.starts_with("sqlite:") {
         DatabaseUrl::Sqlite(database_text.to_owned())
-    } else if database_text.starts_with("postgres://") || database_text.starts_with("postgresql://")
-    {
+    } else if database_text.starts_with("postgres://") || database_text.starts_with("postgresql://") {
         DatabaseUrl::Postgres(database_text.to_owned())
     } else {
-        return Err(invalid(
-            "database",
-            "must start with sqlite:// or postgres://",
-        ));
+        return Err(invalid("database", "must start with sqlite:// or postgres://"));
     };
 
     let log_format = match raw.log_format.as_str() {
         "" | "text" => LogFormat::Text,
         "json" => LogFormat::Json,
         other => {
-            return Err(invalid(
-                "log_format",
-                format!("{other:?} is not text or json"),
-            ));
+            return Err(invalid("log_format", format!("{other:?} is not text or json")));
         }
     };
 
@@ -303,18 +263,13 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
         Duration::from_secs(400 * 24 * 3600),
     )?;
     if refresh_token_ttl < access_token_ttl {
-        return Err(invalid(
-            "tokens.refresh_token_ttl",
-            "must not be shorter than tokens.access_token_ttl",
-        ));
+        return Err(invalid("tokens.refresh_token_ttl", "must not be shorter than tokens.access_token_ttl"));
     }
-    let signing_algorithm: SigningAlgorithm =
-        raw.keys
-            .algorithm
-            .parse()
-            .map_err(|e: mandate_core::jose::UnknownAlgorithm| {
-                invalid("keys.algorithm", e.to_string())
-            })?;
+    let signing_algorithm: SigningAlgorithm = raw
+        .keys
+        .algorithm
+        .parse()
+        .map_err(|e: mandate_core::jose::UnknownAlgorithm| invalid("keys.algorithm", e.to_string()))?;
     let key_refresh_interval = duration(
         "keys.refresh_interval",
         &raw.keys.refresh_interval,
@@ -329,9 +284,7 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
     }
 
     let resources = check_resources(&raw.resources)?;
-    let offered: ScopeSet = resources
-        .iter()
-        .fold(ScopeSet::default(), |acc, r| acc.union(&r.scopes));
+    let offered: ScopeSet = resources.iter().fold(ScopeSet::default(), |acc, r| acc.union(&r.scopes));
     let clients = check_clients(&raw.clients, &resources, &offered, &mut warnings)?;
     let users = check_users(&raw.users)?;
 
@@ -357,23 +310,15 @@ fn check_resources(raw: &[RawResource]) -> Result<Vec<mandate_core::Resource>, C
         .enumerate()
         .map(|(i, r)| {
             let key = |field: &str| format!("resources[{i}].{field}");
-            let uri = ResourceUri::parse(&r.uri)
-                .map_err(|e| invalid(key("uri"), format!("{:?} {e}", r.uri)))?;
+            let uri = ResourceUri::parse(&r.uri).map_err(|e| invalid(key("uri"), format!("{:?} {e}", r.uri)))?;
             if !seen.insert(uri.clone()) {
                 return Err(invalid(key("uri"), format!("{uri} is listed twice")));
             }
             let scopes = scopes(&key("scopes"), &r.scopes)?;
             if scopes.is_empty() {
-                return Err(invalid(
-                    key("scopes"),
-                    "a resource needs at least one scope",
-                ));
+                return Err(invalid(key("scopes"), "a resource needs at least one scope"));
             }
-            Ok(mandate_core::Resource {
-                name: r.name.clone().unwrap_or_else(|| uri.to_string()),
-                uri,
-                scopes,
-            })
+            Ok(mandate_core::Resource { name: r.name.clone().unwrap_or_else(|| uri.to_string()), uri, scopes })
         })
         .collect()
 }
@@ -396,14 +341,16 @@ fn check_clients(
             if !seen.insert(c.client_id.clone()) {
                 return Err(invalid(key("client_id"), format!("{:?} is listed twice", c.client_id)));
             }
-            let method: TokenEndpointAuthMethod = c
-                .token_endpoint_auth_method
-                .as_deref()
-                .unwrap_or("client_secret_basic")
-                .parse()
-                .map_err(|e: mandate_core::client::UnknownAuthMethod| invalid(key("token_endpoint_auth_method"), e.to_string()))?;
+            let method: TokenEndpointAuthMethod =
+                c.token_endpoint_auth_method.as_deref().unwrap_or("client_secret_basic").parse().map_err(
+                    |e: mandate_core::client::UnknownAuthMethod| {
+                        invalid(key("token_endpoint_auth_method"), e.to_string())
+                    },
+                )?;
             let secret = match (&c.client_secret, &c.client_secret_hash) {
-                (Some(_), Some(_)) => return Err(invalid(key("client_secret"), "give client_secret or client_secret_hash, not both")),
+                (Some(_), Some(_)) => {
+                    return Err(invalid(key("client_secret"), "give client_secret or client_secret_hash, not both"));
+                }
                 (Some(s), None) => {
                     if s.len() < 32 {
                         warnings.push(format!(
@@ -415,17 +362,26 @@ fn check_clients(
                     }
                     Some(SecretDigest::of(s))
                 }
-                (None, Some(h)) => Some(SecretDigest::parse(h).map_err(|e| invalid(key("client_secret_hash"), e.to_string()))?),
+                (None, Some(h)) => {
+                    Some(SecretDigest::parse(h).map_err(|e| invalid(key("client_secret_hash"), e.to_string()))?)
+                }
                 (None, None) => None,
             };
             if method.needs_secret() && secret.is_none() {
-                return Err(invalid(key("client_secret"), format!("{method} needs client_secret or client_secret_hash")));
+                return Err(invalid(
+                    key("client_secret"),
+                    format!("{method} needs client_secret or client_secret_hash"),
+                ));
             }
             let grant_types: Vec<GrantType> = match &c.grant_types {
                 None => vec![GrantType::ClientCredentials],
                 Some(list) => list
                     .iter()
-                    .map(|g| g.parse().map_err(|e: mandate_core::client::UnknownGrantType| invalid(key("grant_types"), e.to_string())))
+                    .map(|g| {
+                        g.parse().map_err(|e: mandate_core::client::UnknownGrantType| {
+                            invalid(key("grant_types"), e.to_string())
+                        })
+                    })
                     .collect::<Result<_, _>>()?,
             };
             let client_scopes = scopes(&key("scopes"), &c.scopes)?;
@@ -439,7 +395,8 @@ fn check_clients(
                 .map(|list| {
                     list.iter()
                         .map(|u| {
-                            let uri = ResourceUri::parse(u).map_err(|e| invalid(key("resources"), format!("{u:?} {e}")))?;
+                            let uri =
+                                ResourceUri::parse(u).map_err(|e| invalid(key("resources"), format!("{u:?} {e}")))?;
                             if resources.iter().any(|r| r.uri == uri) {
                                 Ok(uri)
                             } else {
@@ -470,29 +427,19 @@ fn check_users(raw: &[RawUser]) -> Result<Vec<SeedUser>, ConfigError> {
         .map(|(i, u)| {
             let key = |field: &str| format!("users[{i}].{field}");
             if u.username.trim().is_empty() || u.username.trim() != u.username {
-                return Err(invalid(
-                    key("username"),
-                    "must be non-empty without surrounding spaces",
-                ));
+                return Err(invalid(key("username"), "must be non-empty without surrounding spaces"));
             }
             if !seen.insert(u.username.clone()) {
-                return Err(invalid(
-                    key("username"),
-                    format!("{:?} is listed twice", u.username),
-                ));
+                return Err(invalid(key("username"), format!("{:?} is listed twice", u.username)));
             }
             match (&u.password, &u.password_hash) {
                 (Some(_), Some(_)) => {
-                    return Err(invalid(
-                        key("password"),
-                        "give password or password_hash, not both",
-                    ));
+                    return Err(invalid(key("password"), "give password or password_hash, not both"));
                 }
                 (None, None) => {
                     return Err(invalid(key("password"), "give password or password_hash"));
                 }
-                (None, Some(h)) => check_password_hash(h)
-                    .map_err(|e| invalid(key("password_hash"), e.to_string()))?,
+                (None, Some(h)) => check_password_hash(h).map_err(|e| invalid(key("password_hash"), e.to_string()))?,
                 (Some(p), None) if p.is_empty() => {
                     return Err(invalid(key("password"), "must not be empty"));
                 }
@@ -522,10 +469,7 @@ mod tests {
         let s = from_toml("").unwrap();
         assert_eq!(s.issuer.as_str(), "http://127.0.0.1:8080");
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(
-            s.database,
-            DatabaseUrl::Sqlite("sqlite://mandate-data/mandate.db".into())
-        );
+        assert_eq!(s.database, DatabaseUrl::Sqlite("sqlite://mandate-data/mandate.db".into()));
         assert_eq!(s.access_token_ttl, Duration::from_secs(300));
         assert_eq!(s.signing_algorithm, SigningAlgorithm::ES256);
     }
@@ -539,18 +483,12 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         assert!(err("bogus = 1").contains("bogus"), "{}", err("bogus = 1"));
-        assert!(
-            err("[tokens]\naccess_token_ttl = \"soon\"").starts_with("tokens.access_token_ttl:")
-        );
+        assert!(err("[tokens]\naccess_token_ttl = \"soon\"").starts_with("tokens.access_token_ttl:"));
         assert!(err("[keys]\nalgorithm = \"HS256\"").starts_with("keys.algorithm:"));
         assert!(err("issuer = \"http://auth.example.com\"").starts_with("issuer:"));
         assert!(err("database = \"mysql://x\"").starts_with("database:"));
         let contradiction = "[[resources]]\nuri = \"https://mcp.example\"\nscopes = [\"read\"]\n[[clients]]\nclient_id = \"a\"\nscopes = [\"read\"]";
-        assert!(
-            err(contradiction).starts_with("clients[0].client_secret:"),
-            "{}",
-            err(contradiction)
-        );
+        assert!(err(contradiction).starts_with("clients[0].client_secret:"), "{}", err(contradiction));
         let unknown_scope = "[[resources]]\nuri = \"https://mcp.example\"\nscopes = [\"read\"]\n[[clients]]\nclient_id = \"a\"\nclient_secret = \"x\"\nscopes = [\"write\"]";
         assert!(err(unknown_scope).contains("no resource offers write"));
     }

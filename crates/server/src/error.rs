@@ -29,9 +29,7 @@ pub fn store_error(e: StoreError) -> OAuthError {
     match e {
         StoreError::Unavailable(cause) => {
             tracing::warn!(%cause, "database unavailable");
-            OAuthError::temporarily_unavailable(
-                "the authorization server's database is unavailable; retry shortly",
-            )
+            OAuthError::temporarily_unavailable("the authorization server's database is unavailable; retry shortly")
         }
         other => {
             tracing::error!(error = %other, "storage error");

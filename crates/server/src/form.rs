@@ -23,16 +23,9 @@ pub struct OAuthForm {
 
 impl OAuthForm {
     pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Self, OAuthError> {
-        let mime = content_type
-            .unwrap_or_default()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim();
+        let mime = content_type.unwrap_or_default().split(';').next().unwrap_or_default().trim();
         if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-            return Err(OAuthError::invalid_request(
-                "the request body must be application/x-www-form-urlencoded",
-            ));
+            return Err(OAuthError::invalid_request("the request body must be application/x-www-form-urlencoded"));
         }
         let mut form = Self::default();
         for (name, value) in form_urlencoded::parse(body) {
@@ -40,18 +33,9 @@ impl OAuthForm {
                 continue;
             }
             if REPEATABLE.contains(&name.as_ref()) {
-                form.repeated
-                    .entry(name.into_owned())
-                    .or_default()
-                    .push(value.into_owned());
-            } else if form
-                .single
-                .insert(name.to_string(), value.into_owned())
-                .is_some()
-            {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter {name} was sent more than once"
-                )));
+                form.repeated.entry(name.into_owned()).or_default().push(value.into_owned());
+            } else if form.single.insert(name.to_string(), value.into_owned()).is_some() {
+                return Err(OAuthError::invalid_request(format!("parameter {name} was sent more than once")));
             }
         }
         Ok(form)
@@ -62,16 +46,12 @@ impl OAuthForm {
     }
 
     pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
-        self.get(name)
-            .ok_or_else(|| OAuthError::invalid_request(format!("parameter {name} is required")))
+        self.get(name).ok_or_else(|| OAuthError::invalid_request(format!("parameter {name} is required")))
     }
 
     /// Every value of a repeatable parameter.
     pub fn all(&self, name: &str) -> &[String] {
-        self.repeated
-            .get(name)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+        self.repeated.get(name).map(Vec::as_slice).unwrap_or_default()
     }
 }
 
@@ -81,11 +61,8 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let too_large = || {
             Failure(
-                OAuthError::invalid_request(format!(
-                    "the request body exceeds {} KiB",
-                    MAX_BODY_BYTES / 1024
-                ))
-                .with_status(413),
+                OAuthError::invalid_request(format!("the request body exceeds {} KiB", MAX_BODY_BYTES / 1024))
+                    .with_status(413),
             )
         };
         let declared = req
@@ -96,14 +73,8 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
         if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
             return Err(too_large());
         }
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
-            .await
-            .map_err(|_| too_large())?;
+        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await.map_err(|_| too_large())?;
         Ok(Self::parse(content_type.as_deref(), &body)?)
     }
 }
@@ -117,10 +88,7 @@ mod tests {
     #[test]
     fn repeated_parameters_are_refused_except_resource() {
         let e = OAuthForm::parse(FORM, b"grant_type=a&grant_type=b").unwrap_err();
-        assert_eq!(
-            e.description,
-            "parameter grant_type was sent more than once"
-        );
+        assert_eq!(e.description, "parameter grant_type was sent more than once");
         let f = OAuthForm::parse(FORM, b"resource=a&resource=b&scope=").unwrap();
         assert_eq!(f.all("resource"), ["a", "b"]);
         assert_eq!(f.get("scope"), None, "empty values count as omitted");

@@ -13,13 +13,8 @@ pub struct Issuer {
 impl Issuer {
     /// An https URL without query or fragment; plain http only for loopback development.
     pub fn parse(input: &str) -> Result<Self, String> {
-        let url = url::Url::parse(input)
-            .map_err(|e| format!("{input:?} is not an absolute URL ({e})"))?;
-        if url.query().is_some()
-            || url.fragment().is_some()
-            || input.contains('?')
-            || input.contains('#')
-        {
+        let url = url::Url::parse(input).map_err(|e| format!("{input:?} is not an absolute URL ({e})"))?;
+        if url.query().is_some() || url.fragment().is_some() || input.contains('?') || input.contains('#') {
             return Err("must not have a query or fragment (RFC 8414 §2)".into());
         }
         if !url.username().is_empty() || url.password().is_some() {
@@ -29,10 +24,9 @@ impl Issuer {
         match url.scheme() {
             "https" => {}
             "http" if is_loopback(host) => {}
-            "http" => return Err(
-                "must use https (plain http is accepted only for localhost and loopback addresses)"
-                    .into(),
-            ),
+            "http" => {
+                return Err("must use https (plain http is accepted only for localhost and loopback addresses)".into());
+            }
             other => return Err(format!("scheme {other} is not https")),
         }
         if input.ends_with('/') {

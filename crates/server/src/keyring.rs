@@ -40,34 +40,19 @@ pub struct Keyring {
 
 impl Keyring {
     /// Loads the published keys, generating the first one if the database has none.
-    pub async fn load(
-        store: &dyn Store,
-        alg: SigningAlgorithm,
-        now: UnixTime,
-    ) -> Result<Self, KeyringError> {
-        if !store
-            .published_keys(now)
-            .await?
-            .iter()
-            .any(|k| k.retired_at.is_none())
-        {
+    pub async fn load(store: &dyn Store, alg: SigningAlgorithm, now: UnixTime) -> Result<Self, KeyringError> {
+        if !store.published_keys(now).await?.iter().any(|k| k.retired_at.is_none()) {
             let key = new_stored_key(alg, now)?;
             if store.insert_first_key(&key).await? {
                 tracing::info!(kid = %key.kid, %alg, "generated the first signing key");
             }
         }
         let set = read(store, now).await?;
-        Ok(Self {
-            current: RwLock::new(Arc::new(set)),
-            last_forced: Mutex::new(None),
-        })
+        Ok(Self { current: RwLock::new(Arc::new(set)), last_forced: Mutex::new(None) })
     }
 
     pub fn current(&self) -> Arc<KeySet> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub async fn reload(&self, store: &dyn Store, now: UnixTime) -> Result<(), KeyringError> {
@@ -106,15 +91,10 @@ async fn read(store: &dyn Store, now: UnixTime) -> Result<KeySet, KeyringError> 
     let mut published = Vec::with_capacity(stored.len());
     let mut active = None;
     for k in &stored {
-        let alg: SigningAlgorithm = k.alg.parse().map_err(|_| KeyringError::Algorithm {
-            kid: k.kid.clone(),
-            alg: k.alg.clone(),
-        })?;
-        let key =
-            SigningKey::from_pkcs8(alg, &k.private_key).map_err(|source| KeyringError::Key {
-                kid: k.kid.clone(),
-                source,
-            })?;
+        let alg: SigningAlgorithm =
+            k.alg.parse().map_err(|_| KeyringError::Algorithm { kid: k.kid.clone(), alg: k.alg.clone() })?;
+        let key = SigningKey::from_pkcs8(alg, &k.private_key)
+            .map_err(|source| KeyringError::Key { kid: k.kid.clone(), source })?;
         // Newest first: the first unretired key is the one that signs.
         if k.retired_at.is_none() && active.is_none() {
             active = Some(key.clone());
@@ -148,8 +128,7 @@ pub async fn rotate(
     longest_token_ttl: Duration,
 ) -> Result<String, KeyringError> {
     let key = new_stored_key(alg, now)?;
-    let publish_until =
-        now + longest_token_ttl.as_secs() as i64 + mandate_core::jose::CLOCK_SKEW_SECONDS;
+    let publish_until = now + longest_token_ttl.as_secs() as i64 + mandate_core::jose::CLOCK_SKEW_SECONDS;
     store.rotate_key(&key, now, publish_until).await?;
     tracing::info!(kid = %key.kid, %alg, publish_until, "rotated signing key");
     Ok(key.kid)

@@ -30,11 +30,7 @@ pub async fn seed(
             Some(existing) if existing == *r => {}
             existing => {
                 store.put_resource(r, now).await?;
-                let list = if existing.is_some() {
-                    &mut report.updated
-                } else {
-                    &mut report.created
-                };
+                let list = if existing.is_some() { &mut report.updated } else { &mut report.created };
                 list.push(format!("resource {}", r.uri));
             }
         }
@@ -45,11 +41,7 @@ pub async fn seed(
             Some(existing) if existing == *c => {}
             existing => {
                 store.put_client(c, ClientSource::Config, now).await?;
-                let list = if existing.is_some() {
-                    &mut report.updated
-                } else {
-                    &mut report.created
-                };
+                let list = if existing.is_some() { &mut report.updated } else { &mut report.created };
                 list.push(format!("client {}", c.client_id));
             }
         }
@@ -70,25 +62,14 @@ pub async fn seed(
         // unchanged file leaves the row untouched.
         let password_hash = match (&u.password_hash, &u.password, &existing) {
             (Some(h), _, _) => h.clone(),
-            (None, Some(p), Some(e)) if verify_password_blocking(p, &e.password_hash).await => {
-                e.password_hash.clone()
-            }
+            (None, Some(p), Some(e)) if verify_password_blocking(p, &e.password_hash).await => e.password_hash.clone(),
             (None, Some(p), _) => hash_password(p, rng),
             (None, None, _) => unreachable!("config check requires password or password_hash"),
         };
-        let user = User {
-            username: u.username.clone(),
-            password_hash,
-            email: u.email.clone(),
-            disabled: u.disabled,
-        };
+        let user = User { username: u.username.clone(), password_hash, email: u.email.clone(), disabled: u.disabled };
         if existing.as_ref() != Some(&user) {
             store.put_user(&user, now).await?;
-            let list = if existing.is_some() {
-                &mut report.updated
-            } else {
-                &mut report.created
-            };
+            let list = if existing.is_some() { &mut report.updated } else { &mut report.created };
             list.push(format!("user {}", u.username));
         }
     }
@@ -97,7 +78,5 @@ pub async fn seed(
 
 async fn verify_password_blocking(password: &str, hash: &str) -> bool {
     let (p, h) = (password.to_owned(), hash.to_owned());
-    tokio::task::spawn_blocking(move || verify_password(&p, &h))
-        .await
-        .unwrap_or(false)
+    tokio::task::spawn_blocking(move || verify_password(&p, &h)).await.unwrap_or(false)
 }

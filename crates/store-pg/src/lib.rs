@@ -8,8 +8,8 @@ use mandate_core::client::ClientSource;
 use mandate_core::{AuditEvent, Client, Resource, ResourceUri, UnixTime, User};
 use mandate_store::rows::{AuditRow, ClientRow, KeyRow, ResourceRow, UserRow};
 use mandate_store::{
-    AuditStore, ClientStore, KeyStore, ResourceStore, RevocationStore, Store, StoreError,
-    StoreResult, StoredKey, UserStore,
+    AuditStore, ClientStore, KeyStore, ResourceStore, RevocationStore, Store, StoreError, StoreResult, StoredKey,
+    UserStore,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions as _, Connection as _};
@@ -45,9 +45,7 @@ pub struct PoolSize {
 
 impl Default for PoolSize {
     fn default() -> Self {
-        Self {
-            max_connections: 16,
-        }
+        Self { max_connections: 16 }
     }
 }
 
@@ -56,12 +54,8 @@ impl PgStore {
     pub async fn open(url: &str, size: PoolSize) -> Result<Self, OpenError> {
         let options = PgConnectOptions::from_str(url).map_err(|e| OpenError::Url(e.to_string()))?;
         // Name the server and database, never the password.
-        let shown = format!(
-            "{}:{}/{}",
-            options.get_host(),
-            options.get_port(),
-            options.get_database().unwrap_or("(default)")
-        );
+        let shown =
+            format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or("(default)"));
         // One direct connection first: its error names the cause (refused, unknown database,
         // authentication), where the pool would only report a timeout.
         let probe = tokio::time::timeout(Duration::from_secs(10), options.connect())
@@ -75,10 +69,7 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(|e| OpenError::Connect(shown.clone(), e))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| OpenError::Migrate(shown, e))?;
+        MIGRATOR.run(&pool).await.map_err(|e| OpenError::Migrate(shown, e))?;
         Ok(Self { pool })
     }
 
@@ -101,12 +92,7 @@ impl ClientStore for PgStore {
         .transpose()
     }
 
-    async fn put_client(
-        &self,
-        client: &Client,
-        source: ClientSource,
-        now: UnixTime,
-    ) -> StoreResult<()> {
+    async fn put_client(&self, client: &Client, source: ClientSource, now: UnixTime) -> StoreResult<()> {
         let r = ClientRow::from_client(client);
         sqlx::query(
             "INSERT INTO clients (client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes,
@@ -135,29 +121,19 @@ impl ClientStore for PgStore {
     }
 
     async fn list_client_ids(&self, source: ClientSource) -> StoreResult<Vec<String>> {
-        Ok(
-            sqlx::query_scalar(
-                "SELECT client_id FROM clients WHERE source = $1 ORDER BY client_id",
-            )
+        Ok(sqlx::query_scalar("SELECT client_id FROM clients WHERE source = $1 ORDER BY client_id")
             .bind(source.as_str())
             .fetch_all(&self.pool)
-            .await?,
-        )
+            .await?)
     }
 
-    async fn set_client_disabled(
-        &self,
-        client_id: &str,
-        disabled: bool,
-        now: UnixTime,
-    ) -> StoreResult<bool> {
-        let done =
-            sqlx::query("UPDATE clients SET disabled = $1, updated_at = $2 WHERE client_id = $3")
-                .bind(disabled)
-                .bind(now)
-                .bind(client_id)
-                .execute(&self.pool)
-                .await?;
+    async fn set_client_disabled(&self, client_id: &str, disabled: bool, now: UnixTime) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE clients SET disabled = $1, updated_at = $2 WHERE client_id = $3")
+            .bind(disabled)
+            .bind(now)
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 }
@@ -246,10 +222,7 @@ impl KeyStore for PgStore {
     async fn insert_first_key(&self, key: &StoredKey) -> StoreResult<bool> {
         // READ COMMITTED lets two inserts both see "no key"; the advisory lock serialises them.
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(KEY_LOCK)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(KEY_LOCK).execute(&mut *tx).await?;
         let done = sqlx::query(
             "INSERT INTO signing_keys (kid, alg, private_key, created_at)
              SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE retired_at IS NULL)",
@@ -264,33 +237,21 @@ impl KeyStore for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn rotate_key(
-        &self,
-        key: &StoredKey,
-        now: UnixTime,
-        publish_until: UnixTime,
-    ) -> StoreResult<()> {
+    async fn rotate_key(&self, key: &StoredKey, now: UnixTime, publish_until: UnixTime) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(KEY_LOCK)
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(KEY_LOCK).execute(&mut *tx).await?;
+        sqlx::query("UPDATE signing_keys SET retired_at = $1, publish_until = $2 WHERE retired_at IS NULL")
+            .bind(now)
+            .bind(publish_until)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "UPDATE signing_keys SET retired_at = $1, publish_until = $2 WHERE retired_at IS NULL",
-        )
-        .bind(now)
-        .bind(publish_until)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, private_key, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&key.kid)
-        .bind(&key.alg)
-        .bind(&key.private_key)
-        .bind(key.created_at)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("INSERT INTO signing_keys (kid, alg, private_key, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&key.kid)
+            .bind(&key.alg)
+            .bind(&key.private_key)
+            .bind(key.created_at)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -298,18 +259,15 @@ impl KeyStore for PgStore {
 
 #[async_trait]
 impl RevocationStore for PgStore {
-    async fn revoke_access_token(
-        &self,
-        jti: &str,
-        expires_at: UnixTime,
-        now: UnixTime,
-    ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING")
-            .bind(jti)
-            .bind(expires_at)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+    async fn revoke_access_token(&self, jti: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -322,10 +280,8 @@ impl RevocationStore for PgStore {
     }
 
     async fn purge_expired_revocations(&self, now: UnixTime) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
         Ok(done.rows_affected())
     }
 }
@@ -383,10 +339,7 @@ impl AuditStore for PgStore {
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(())
     }
 

@@ -9,8 +9,7 @@ use sqlx::postgres::PgConnectOptions;
 
 /// The server tests use: `PG_TEST_URL`, or the local trust-auth server.
 pub fn admin_url() -> String {
-    std::env::var("PG_TEST_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("PG_TEST_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// Creates an empty database and returns its URL. Panics with a clear message when PostgreSQL is
@@ -23,17 +22,12 @@ pub async fn fresh_database() -> String {
     });
     let mut bytes = [0u8; 8];
     aws_lc_rs::rand::fill(&mut bytes).expect("system random");
-    let name = format!(
-        "mandate_t_{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
+    let name = format!("mandate_t_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await
         .expect("CREATE DATABASE");
     conn.close().await.ok();
-    let (base, _) = admin
-        .rsplit_once('/')
-        .expect("admin URL has a database path");
+    let (base, _) = admin.rsplit_once('/').expect("admin URL has a database path");
     format!("{base}/{name}")
 }

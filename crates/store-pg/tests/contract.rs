@@ -2,9 +2,7 @@
 
 async fn fresh() -> mandate_store_pg::PgStore {
     let url = mandate_store_pg::testing::fresh_database().await;
-    mandate_store_pg::PgStore::open(&url, Default::default())
-        .await
-        .unwrap()
+    mandate_store_pg::PgStore::open(&url, Default::default()).await.unwrap()
 }
 
 mandate_store::contract_tests!(fresh());

@@ -9,12 +9,10 @@ use mandate_core::client::ClientSource;
 use mandate_core::{AuditEvent, Client, Resource, ResourceUri, UnixTime, User};
 use mandate_store::rows::{AuditRow, ClientRow, KeyRow, ResourceRow, UserRow};
 use mandate_store::{
-    AuditStore, ClientStore, KeyStore, ResourceStore, RevocationStore, Store, StoreError,
-    StoreResult, StoredKey, UserStore,
+    AuditStore, ClientStore, KeyStore, ResourceStore, RevocationStore, Store, StoreError, StoreResult, StoredKey,
+    UserStore,
 };
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -47,12 +45,8 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let file = options.get_filename().to_path_buf();
-        if let Some(dir) = file
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| OpenError::Directory(dir.display().to_string(), e))?;
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            std::fs::create_dir_all(dir).map_err(|e| OpenError::Directory(dir.display().to_string(), e))?;
         }
         let shown = display(&file);
         let pool = SqlitePoolOptions::new()
@@ -61,10 +55,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| OpenError::Open(shown.clone(), e))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| OpenError::Migrate(shown, e))?;
+        MIGRATOR.run(&pool).await.map_err(|e| OpenError::Migrate(shown, e))?;
         Ok(Self { pool })
     }
 
@@ -91,12 +82,7 @@ impl ClientStore for SqliteStore {
         .transpose()
     }
 
-    async fn put_client(
-        &self,
-        client: &Client,
-        source: ClientSource,
-        now: UnixTime,
-    ) -> StoreResult<()> {
+    async fn put_client(&self, client: &Client, source: ClientSource, now: UnixTime) -> StoreResult<()> {
         let r = ClientRow::from_client(client);
         sqlx::query(
             "INSERT INTO clients (client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes,
@@ -125,27 +111,19 @@ impl ClientStore for SqliteStore {
     }
 
     async fn list_client_ids(&self, source: ClientSource) -> StoreResult<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT client_id FROM clients WHERE source = ? ORDER BY client_id")
-                .bind(source.as_str())
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar("SELECT client_id FROM clients WHERE source = ? ORDER BY client_id")
+            .bind(source.as_str())
+            .fetch_all(&self.pool)
+            .await?)
     }
 
-    async fn set_client_disabled(
-        &self,
-        client_id: &str,
-        disabled: bool,
-        now: UnixTime,
-    ) -> StoreResult<bool> {
-        let done =
-            sqlx::query("UPDATE clients SET disabled = ?, updated_at = ? WHERE client_id = ?")
-                .bind(disabled)
-                .bind(now)
-                .bind(client_id)
-                .execute(&self.pool)
-                .await?;
+    async fn set_client_disabled(&self, client_id: &str, disabled: bool, now: UnixTime) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE clients SET disabled = ?, updated_at = ? WHERE client_id = ?")
+            .bind(disabled)
+            .bind(now)
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 }
@@ -246,29 +224,20 @@ impl KeyStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn rotate_key(
-        &self,
-        key: &StoredKey,
-        now: UnixTime,
-        publish_until: UnixTime,
-    ) -> StoreResult<()> {
+    async fn rotate_key(&self, key: &StoredKey, now: UnixTime, publish_until: UnixTime) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE signing_keys SET retired_at = ?, publish_until = ? WHERE retired_at IS NULL",
-        )
-        .bind(now)
-        .bind(publish_until)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, private_key, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&key.kid)
-        .bind(&key.alg)
-        .bind(&key.private_key)
-        .bind(key.created_at)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE signing_keys SET retired_at = ?, publish_until = ? WHERE retired_at IS NULL")
+            .bind(now)
+            .bind(publish_until)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO signing_keys (kid, alg, private_key, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&key.kid)
+            .bind(&key.alg)
+            .bind(&key.private_key)
+            .bind(key.created_at)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -276,18 +245,15 @@ impl KeyStore for SqliteStore {
 
 #[async_trait]
 impl RevocationStore for SqliteStore {
-    async fn revoke_access_token(
-        &self,
-        jti: &str,
-        expires_at: UnixTime,
-        now: UnixTime,
-    ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING")
-            .bind(jti)
-            .bind(expires_at)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+    async fn revoke_access_token(&self, jti: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -300,10 +266,8 @@ impl RevocationStore for SqliteStore {
     }
 
     async fn purge_expired_revocations(&self, now: UnixTime) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= ?")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= ?").bind(now).execute(&self.pool).await?;
         Ok(done.rows_affected())
     }
 }
@@ -361,10 +325,7 @@ impl AuditStore for SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(())
     }
 

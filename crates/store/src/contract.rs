@@ -3,8 +3,8 @@
 
 use mandate_core::client::ClientSource;
 use mandate_core::{
-    AuditEvent, AuditKind, Client, GrantType, Resource, ResourceUri, ScopeSet, SecretDigest,
-    TokenEndpointAuthMethod, User,
+    AuditEvent, AuditKind, Client, GrantType, Resource, ResourceUri, ScopeSet, SecretDigest, TokenEndpointAuthMethod,
+    User,
 };
 
 use crate::{Store, StoredKey};
@@ -46,58 +46,29 @@ fn client(id: &str) -> Client {
 pub async fn clients_round_trip(store: &dyn Store) {
     assert_eq!(store.get_client("nobody").await.unwrap(), None);
     let c = client("build-agent");
-    store
-        .put_client(&c, ClientSource::Config, 100)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.get_client("build-agent").await.unwrap(),
-        Some(c.clone())
-    );
-    let open = Client {
-        resources: None,
-        secret: None,
-        client_name: None,
-        ..client("any-resource")
-    };
-    store
-        .put_client(&open, ClientSource::Config, 100)
-        .await
-        .unwrap();
+    store.put_client(&c, ClientSource::Config, 100).await.unwrap();
+    assert_eq!(store.get_client("build-agent").await.unwrap(), Some(c.clone()));
+    let open = Client { resources: None, secret: None, client_name: None, ..client("any-resource") };
+    store.put_client(&open, ClientSource::Config, 100).await.unwrap();
     assert_eq!(store.get_client("any-resource").await.unwrap(), Some(open));
 }
 
 pub async fn client_updates_keep_identity(store: &dyn Store) {
     let mut c = client("agent");
-    store
-        .put_client(&c, ClientSource::Config, 100)
-        .await
-        .unwrap();
+    store.put_client(&c, ClientSource::Config, 100).await.unwrap();
     c.scopes = ScopeSet::parse("tools:read").unwrap();
     c.token_endpoint_auth_method = TokenEndpointAuthMethod::ClientSecretPost;
     c.secret = Some(SecretDigest::of("another-secret-value"));
-    store
-        .put_client(&c, ClientSource::Config, 200)
-        .await
-        .unwrap();
+    store.put_client(&c, ClientSource::Config, 200).await.unwrap();
     let got = store.get_client("agent").await.unwrap().unwrap();
     assert_eq!(got, c);
     assert!(got.secret.unwrap().verify("another-secret-value"));
 }
 
 pub async fn config_clients_are_listed_and_disabled(store: &dyn Store) {
-    store
-        .put_client(&client("b"), ClientSource::Config, 1)
-        .await
-        .unwrap();
-    store
-        .put_client(&client("a"), ClientSource::Config, 1)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.list_client_ids(ClientSource::Config).await.unwrap(),
-        vec!["a".to_owned(), "b".to_owned()]
-    );
+    store.put_client(&client("b"), ClientSource::Config, 1).await.unwrap();
+    store.put_client(&client("a"), ClientSource::Config, 1).await.unwrap();
+    assert_eq!(store.list_client_ids(ClientSource::Config).await.unwrap(), vec!["a".to_owned(), "b".to_owned()]);
     assert!(store.set_client_disabled("a", true, 2).await.unwrap());
     assert!(store.get_client("a").await.unwrap().unwrap().disabled);
     assert!(!store.set_client_disabled("missing", true, 2).await.unwrap());
@@ -111,10 +82,7 @@ pub async fn resources_round_trip(store: &dyn Store) {
     };
     store.put_resource(&r, 1).await.unwrap();
     assert_eq!(store.get_resource(&r.uri).await.unwrap(), Some(r.clone()));
-    let renamed = Resource {
-        name: "Renamed".into(),
-        ..r.clone()
-    };
+    let renamed = Resource { name: "Renamed".into(), ..r.clone() };
     store.put_resource(&renamed, 2).await.unwrap();
     assert_eq!(store.list_resources().await.unwrap(), vec![renamed]);
     let other = ResourceUri::parse("http://127.0.0.1:9090/other").unwrap();
@@ -130,11 +98,7 @@ pub async fn users_round_trip(store: &dyn Store) {
     };
     store.put_user(&u, 1).await.unwrap();
     assert_eq!(store.get_user("alice").await.unwrap(), Some(u.clone()));
-    let changed = User {
-        email: None,
-        disabled: true,
-        ..u
-    };
+    let changed = User { email: None, disabled: true, ..u };
     store.put_user(&changed, 2).await.unwrap();
     assert_eq!(store.get_user("alice").await.unwrap(), Some(changed));
     assert_eq!(store.get_user("bob").await.unwrap(), None);
@@ -154,10 +118,7 @@ fn key(kid: &str, created_at: i64) -> StoredKey {
 pub async fn first_key_is_inserted_once(store: &dyn Store) {
     assert!(store.published_keys(10).await.unwrap().is_empty());
     assert!(store.insert_first_key(&key("k1", 10)).await.unwrap());
-    assert!(
-        !store.insert_first_key(&key("k2", 11)).await.unwrap(),
-        "a second first key must not be added"
-    );
+    assert!(!store.insert_first_key(&key("k2", 11)).await.unwrap(), "a second first key must not be added");
     assert_eq!(store.published_keys(12).await.unwrap(), vec![key("k1", 10)]);
 }
 
@@ -165,11 +126,7 @@ pub async fn rotation_retires_and_publishes_until(store: &dyn Store) {
     store.insert_first_key(&key("k1", 10)).await.unwrap();
     store.rotate_key(&key("k2", 20), 20, 320).await.unwrap();
     let keys = store.published_keys(21).await.unwrap();
-    assert_eq!(
-        keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
-        vec!["k2", "k1"],
-        "newest first"
-    );
+    assert_eq!(keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), vec!["k2", "k1"], "newest first");
     assert_eq!(keys[1].retired_at, Some(20));
     assert_eq!(keys[1].publish_until, Some(320));
     assert_eq!(keys[0].retired_at, None);
@@ -202,10 +159,7 @@ pub async fn audit_appends_in_order_and_finds_by_jti(store: &dyn Store) {
     refused.detail = Some("scope admin is not allowed".into());
     store.append_audit(&issued).await.unwrap();
     store.append_audit(&refused).await.unwrap();
-    assert_eq!(
-        store.recent_audit(10).await.unwrap(),
-        vec![refused.clone(), issued.clone()]
-    );
+    assert_eq!(store.recent_audit(10).await.unwrap(), vec![refused.clone(), issued.clone()]);
     assert_eq!(store.recent_audit(1).await.unwrap(), vec![refused]);
     assert_eq!(store.audit_by_jti("j9").await.unwrap(), vec![issued]);
 }

@@ -19,19 +19,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait ClientStore: Send + Sync {
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>>;
     /// Inserts or replaces a client, keeping its `created_at`.
-    async fn put_client(
-        &self,
-        client: &Client,
-        source: ClientSource,
-        now: UnixTime,
-    ) -> StoreResult<()>;
+    async fn put_client(&self, client: &Client, source: ClientSource, now: UnixTime) -> StoreResult<()>;
     async fn list_client_ids(&self, source: ClientSource) -> StoreResult<Vec<String>>;
-    async fn set_client_disabled(
-        &self,
-        client_id: &str,
-        disabled: bool,
-        now: UnixTime,
-    ) -> StoreResult<bool>;
+    async fn set_client_disabled(&self, client_id: &str, disabled: bool, now: UnixTime) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -68,23 +58,13 @@ pub trait KeyStore: Send + Sync {
     /// Adds a key only if no active key exists; returns whether it was added (first start).
     async fn insert_first_key(&self, key: &StoredKey) -> StoreResult<bool>;
     /// Retires every active key (published until `publish_until`) and adds `key`, atomically.
-    async fn rotate_key(
-        &self,
-        key: &StoredKey,
-        now: UnixTime,
-        publish_until: UnixTime,
-    ) -> StoreResult<()>;
+    async fn rotate_key(&self, key: &StoredKey, now: UnixTime, publish_until: UnixTime) -> StoreResult<()>;
 }
 
 #[async_trait]
 pub trait RevocationStore: Send + Sync {
     /// Records a revoked access token until it would have expired anyway. Idempotent.
-    async fn revoke_access_token(
-        &self,
-        jti: &str,
-        expires_at: UnixTime,
-        now: UnixTime,
-    ) -> StoreResult<()>;
+    async fn revoke_access_token(&self, jti: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<()>;
     async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool>;
     /// Drops revocations of tokens that have expired; returns how many.
     async fn purge_expired_revocations(&self, now: UnixTime) -> StoreResult<u64>;
@@ -100,9 +80,7 @@ pub trait AuditStore: Send + Sync {
 
 /// Everything the server needs from storage.
 #[async_trait]
-pub trait Store:
-    ClientStore + ResourceStore + UserStore + KeyStore + RevocationStore + AuditStore
-{
+pub trait Store: ClientStore + ResourceStore + UserStore + KeyStore + RevocationStore + AuditStore {
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
     fn backend(&self) -> &'static str;

@@ -2,9 +2,7 @@
 //! stored as space-separated text: scope tokens, grant types and canonical URIs hold no spaces.
 
 use mandate_core::client::ClientSource;
-use mandate_core::{
-    AuditEvent, AuditKind, Client, Resource, ResourceUri, ScopeSet, SecretDigest, User,
-};
+use mandate_core::{AuditEvent, AuditKind, Client, Resource, ResourceUri, ScopeSet, SecretDigest, User};
 
 use crate::{StoreError, StoredKey};
 
@@ -17,11 +15,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    items
-        .into_iter()
-        .map(|s| s.as_ref().to_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
+    items.into_iter().map(|s| s.as_ref().to_owned()).collect::<Vec<_>>().join(" ")
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -45,10 +39,7 @@ impl ClientRow {
             token_endpoint_auth_method: c.token_endpoint_auth_method.as_str().to_owned(),
             grant_types: join(c.grant_types.iter().map(|g| g.as_str())),
             scopes: c.scopes.to_string(),
-            resources: c
-                .resources
-                .as_ref()
-                .map(|r| join(r.iter().map(ResourceUri::as_str))),
+            resources: c.resources.as_ref().map(|r| join(r.iter().map(ResourceUri::as_str))),
             disabled: c.disabled,
         }
     }
@@ -77,11 +68,7 @@ impl ClientRow {
             resources: self
                 .resources
                 .as_deref()
-                .map(|r| {
-                    r.split_whitespace()
-                        .map(ResourceUri::parse)
-                        .collect::<Result<Vec<_>, _>>()
-                })
+                .map(|r| r.split_whitespace().map(ResourceUri::parse).collect::<Result<Vec<_>, _>>())
                 .transpose()
                 .map_err(|e| corrupt(&ctx("resources"), e))?,
             client_id: self.client_id,
@@ -105,8 +92,7 @@ pub struct ResourceRow {
 impl ResourceRow {
     pub fn into_resource(self) -> Result<Resource, StoreError> {
         Ok(Resource {
-            uri: ResourceUri::parse(&self.uri)
-                .map_err(|e| corrupt(&format!("resource {:?} uri", self.uri), e))?,
+            uri: ResourceUri::parse(&self.uri).map_err(|e| corrupt(&format!("resource {:?} uri", self.uri), e))?,
             scopes: ScopeSet::parse(&self.scopes)
                 .map_err(|e| corrupt(&format!("resource {:?} scopes", self.uri), e))?,
             name: self.name,
@@ -124,12 +110,7 @@ pub struct UserRow {
 
 impl From<UserRow> for User {
     fn from(r: UserRow) -> Self {
-        User {
-            username: r.username,
-            password_hash: r.password_hash,
-            email: r.email,
-            disabled: r.disabled,
-        }
+        User { username: r.username, password_hash: r.password_hash, email: r.email, disabled: r.disabled }
     }
 }
 
@@ -175,8 +156,7 @@ impl AuditRow {
     pub fn into_event(self) -> Result<AuditEvent, StoreError> {
         Ok(AuditEvent {
             at: self.at,
-            kind: AuditKind::parse(&self.event)
-                .ok_or_else(|| corrupt("audit event", &self.event))?,
+            kind: AuditKind::parse(&self.event).ok_or_else(|| corrupt("audit event", &self.event))?,
             grant_type: self.grant_type,
             client_id: self.client_id,
             subject: self.subject,

@@ -15,19 +15,10 @@ pub async fn handle(State(state): State<AppState>) -> Result<Response, Failure> 
 
 pub async fn metadata(state: &AppState) -> Result<Value, Failure> {
     let issuer = &state.settings.issuer;
-    let mut scopes: Vec<String> = state
-        .store
-        .list_resources()
-        .await?
-        .iter()
-        .flat_map(|r| r.scopes.to_vec())
-        .collect();
+    let mut scopes: Vec<String> = state.store.list_resources().await?.iter().flat_map(|r| r.scopes.to_vec()).collect();
     scopes.sort();
     scopes.dedup();
-    let auth_methods: Vec<&str> = TokenEndpointAuthMethod::ALL
-        .iter()
-        .map(|m| m.as_str())
-        .collect();
+    let auth_methods: Vec<&str> = TokenEndpointAuthMethod::ALL.iter().map(|m| m.as_str()).collect();
     Ok(json!({
         "issuer": issuer.as_str(),
         "token_endpoint": issuer.endpoint("/token"),

@@ -14,9 +14,7 @@ pub async fn healthz() -> Response {
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => {
-            Json(json!({ "status": "ready", "database": state.store.backend() })).into_response()
-        }
+        Ok(()) => Json(json!({ "status": "ready", "database": state.store.backend() })).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             (

@@ -13,23 +13,14 @@ use crate::error::{Failure, store_error};
 use crate::form::OAuthForm;
 use crate::state::AppState;
 
-pub async fn handle(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    form: OAuthForm,
-) -> Result<Response, Failure> {
+pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAuthForm) -> Result<Response, Failure> {
     client_auth::authenticate(state.store.as_ref(), &headers, &form).await?;
     let token = form.require("token")?;
     // token_type_hint is only a hint (§2.1); mandate looks the token up by its form alone.
     let Some(claims) = verified_access_token(&state, token).await else {
         return Ok(no_store_json(json!({ "active": false })));
     };
-    if state
-        .store
-        .is_access_token_revoked(&claims.jti)
-        .await
-        .map_err(store_error)?
-    {
+    if state.store.is_access_token_revoked(&claims.jti).await.map_err(store_error)? {
         return Ok(no_store_json(json!({ "active": false })));
     }
     Ok(no_store_json(json!({
@@ -48,27 +39,14 @@ pub async fn handle(
 
 /// Our own access token, signature and times checked; a `kid` we don't know yet triggers one
 /// reload, since another instance may have rotated keys.
-pub async fn verified_access_token(
-    state: &AppState,
-    token: &str,
-) -> Option<mandate_core::jose::AccessTokenClaims> {
+pub async fn verified_access_token(state: &AppState, token: &str) -> Option<mandate_core::jose::AccessTokenClaims> {
     let issuer = state.settings.issuer.as_str();
     let keys = state.keyring.current();
     match verify_access_token(token, &keys.published, issuer, state.now()) {
         Ok(claims) => Some(claims),
         Err(TokenRejected::UnknownKey) => {
-            if state
-                .keyring
-                .reload_for_unknown_kid(state.store.as_ref(), state.now())
-                .await
-            {
-                verify_access_token(
-                    token,
-                    &state.keyring.current().published,
-                    issuer,
-                    state.now(),
-                )
-                .ok()
+            if state.keyring.reload_for_unknown_kid(state.store.as_ref(), state.now()).await {
+                verify_access_token(token, &state.keyring.current().published, issuer, state.now()).ok()
             } else {
                 None
             }

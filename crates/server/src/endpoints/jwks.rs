@@ -11,9 +11,6 @@ pub async fn handle(State(state): State<AppState>) -> Response {
     let keys = state.keyring.current();
     let mut response = axum::Json(public_jwks(&keys.published)).into_response();
     // Short enough that verifiers see a rotation quickly; they also refetch on an unknown kid.
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
-    );
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
     response
 }

@@ -36,10 +36,8 @@ pub async fn handle() -> Response {
 
 /// Counts requests by endpoint and status, and times them.
 pub async fn track(req: Request, next: Next) -> Response {
-    let endpoint = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let endpoint =
+        req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let started = Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();

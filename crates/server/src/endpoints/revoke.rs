@@ -14,11 +14,7 @@ use crate::error::{Failure, store_error};
 use crate::form::OAuthForm;
 use crate::state::AppState;
 
-pub async fn handle(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    form: OAuthForm,
-) -> Result<Response, Failure> {
+pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAuthForm) -> Result<Response, Failure> {
     let client = client_auth::authenticate(state.store.as_ref(), &headers, &form).await?;
     let token = form.require("token")?;
     if let Some(hint) = form.get("token_type_hint")
@@ -30,13 +26,7 @@ pub async fn handle(
         )
         .into());
     }
-    let ok = || {
-        (
-            [(axum::http::header::CACHE_CONTROL, "no-store")],
-            StatusCode::OK,
-        )
-            .into_response()
-    };
+    let ok = || ([(axum::http::header::CACHE_CONTROL, "no-store")], StatusCode::OK).into_response();
     let Some(claims) = verified_access_token(&state, token).await else {
         return Ok(ok());
     };
@@ -44,11 +34,7 @@ pub async fn handle(
         return Err(OAuthError::invalid_request("the token was not issued to this client").into());
     }
     let now = state.now();
-    state
-        .store
-        .revoke_access_token(&claims.jti, claims.exp, now)
-        .await
-        .map_err(store_error)?;
+    state.store.revoke_access_token(&claims.jti, claims.exp, now).await.map_err(store_error)?;
     let mut event = AuditEvent::new(now, AuditKind::TokenRevoked, "ok");
     event.client_id = Some(client.client_id.clone());
     event.subject = Some(claims.sub);

@@ -55,17 +55,12 @@ async fn issue(
     form: &OAuthForm,
     grant_type: Option<&str>,
 ) -> Result<Response, OAuthError> {
-    let grant_type = grant_type
-        .ok_or_else(|| OAuthError::invalid_request("parameter grant_type is required"))?;
+    let grant_type = grant_type.ok_or_else(|| OAuthError::invalid_request("parameter grant_type is required"))?;
     let (grant, handler) = state.grants.get(grant_type).ok_or_else(|| {
-        OAuthError::unsupported_grant_type(format!(
-            "grant_type {grant_type} is not supported by this server"
-        ))
+        OAuthError::unsupported_grant_type(format!("grant_type {grant_type} is not supported by this server"))
     })?;
     if !client.allows_grant(grant) {
-        return Err(OAuthError::unauthorized_client(format!(
-            "this client is not allowed the {grant_type} grant"
-        )));
+        return Err(OAuthError::unauthorized_client(format!("this client is not allowed the {grant_type} grant")));
     }
     let issued = handler.handle(state, client, form).await?;
 
@@ -90,12 +85,7 @@ async fn issue(
     })))
 }
 
-async fn refuse(
-    state: &AppState,
-    form: Option<&OAuthForm>,
-    client_id: Option<&str>,
-    e: &OAuthError,
-) {
+async fn refuse(state: &AppState, form: Option<&OAuthForm>, client_id: Option<&str>, e: &OAuthError) {
     let mut event = AuditEvent::new(state.now(), AuditKind::TokenRefused, e.code.as_str());
     event.grant_type = bounded(form.and_then(|f| f.get("grant_type")));
     event.client_id = bounded(client_id.or_else(|| form.and_then(|f| f.get("client_id"))));
@@ -104,10 +94,8 @@ async fn refuse(
     event.detail = Some(e.description.clone());
     record_refusal(state.store.as_ref(), &event).await;
     let grant_type = event.grant_type.as_deref().unwrap_or("none");
-    let grant_label = state
-        .grants
-        .get(grant_type)
-        .map_or("other", |(g, _)| g.as_str());
-    metrics::counter!("mandate_token_refusals_total", "grant_type" => grant_label, "error" => e.code.as_str()).increment(1);
+    let grant_label = state.grants.get(grant_type).map_or("other", |(g, _)| g.as_str());
+    metrics::counter!("mandate_token_refusals_total", "grant_type" => grant_label, "error" => e.code.as_str())
+        .increment(1);
     tracing::info!(error = e.code.as_str(), description = %e.description, client_id = event.client_id.as_deref().unwrap_or("-"), "token refused");
 }

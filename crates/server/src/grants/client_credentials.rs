@@ -13,21 +13,10 @@ pub struct ClientCredentials;
 
 #[async_trait]
 impl GrantHandler for ClientCredentials {
-    async fn handle(
-        &self,
-        state: &AppState,
-        client: &Client,
-        form: &OAuthForm,
-    ) -> Result<Issued, OAuthError> {
+    async fn handle(&self, state: &AppState, client: &Client, form: &OAuthForm) -> Result<Issued, OAuthError> {
         let resource = resolve_resource(state, client, form).await?;
         let scope = grant_scope(client, &resource, form)?;
-        let minted = mint_access_token(
-            state,
-            &client.client_id,
-            &client.client_id,
-            &resource.uri,
-            &scope,
-        )?;
+        let minted = mint_access_token(state, &client.client_id, &client.client_id, &resource.uri, &scope)?;
         Ok(Issued {
             access_token: minted.token,
             expires_in: minted.claims.exp - minted.claims.iat,

@@ -26,12 +26,7 @@ pub struct Issued {
 
 #[async_trait]
 pub trait GrantHandler: Send + Sync {
-    async fn handle(
-        &self,
-        state: &AppState,
-        client: &Client,
-        form: &OAuthForm,
-    ) -> Result<Issued, OAuthError>;
+    async fn handle(&self, state: &AppState, client: &Client, form: &OAuthForm) -> Result<Issued, OAuthError>;
 }
 
 pub struct GrantRegistry {
@@ -41,14 +36,10 @@ pub struct GrantRegistry {
 impl GrantRegistry {
     /// Every grant this server implements.
     pub fn standard() -> Self {
-        let mut handlers: HashMap<&'static str, (GrantType, Box<dyn GrantHandler>)> =
-            HashMap::new();
+        let mut handlers: HashMap<&'static str, (GrantType, Box<dyn GrantHandler>)> = HashMap::new();
         handlers.insert(
             GrantType::ClientCredentials.as_str(),
-            (
-                GrantType::ClientCredentials,
-                Box::new(client_credentials::ClientCredentials),
-            ),
+            (GrantType::ClientCredentials, Box::new(client_credentials::ClientCredentials)),
         );
         Self { handlers }
     }
@@ -85,8 +76,7 @@ pub async fn resolve_resource(
             ));
         }
     };
-    let uri =
-        ResourceUri::parse(raw).map_err(|e| OAuthError::invalid_target(format!("resource {e}")))?;
+    let uri = ResourceUri::parse(raw).map_err(|e| OAuthError::invalid_target(format!("resource {e}")))?;
     let resource = state
         .store
         .get_resource(&uri)
@@ -94,9 +84,7 @@ pub async fn resolve_resource(
         .map_err(crate::error::store_error)?
         .ok_or_else(|| OAuthError::invalid_target(format!("{uri} is not a registered resource")))?;
     if !client.allows_resource(&uri) {
-        return Err(OAuthError::invalid_target(format!(
-            "this client may not obtain tokens for {uri}"
-        )));
+        return Err(OAuthError::invalid_target(format!("this client may not obtain tokens for {uri}")));
     }
     Ok(resource)
 }
@@ -111,8 +99,7 @@ pub fn grant_scope(
     let allowed = client.scopes.intersection(&resource.scopes);
     let granted = match form.get("scope") {
         Some(raw) => {
-            let requested =
-                ScopeSet::parse(raw).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+            let requested = ScopeSet::parse(raw).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
             let refused = requested.difference(&allowed);
             if !refused.is_empty() {
                 return Err(OAuthError::invalid_scope(format!(
@@ -125,10 +112,7 @@ pub fn grant_scope(
         None => allowed,
     };
     if granted.is_empty() {
-        return Err(OAuthError::invalid_scope(format!(
-            "this client has no scopes on {}",
-            resource.uri
-        )));
+        return Err(OAuthError::invalid_scope(format!("this client has no scopes on {}", resource.uri)));
     }
     Ok(granted)
 }

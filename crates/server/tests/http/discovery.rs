@@ -8,10 +8,7 @@ use crate::on_both_backends;
 async fn metadata_is_served_at_both_root_forms(backend: Backend) {
     let s = TestServer::start(backend).await;
     let host = s.base.clone();
-    for path in [
-        "/.well-known/oauth-authorization-server",
-        "/.well-known/openid-configuration",
-    ] {
+    for path in ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"] {
         let res = s.http.get(format!("{host}{path}")).send().await.unwrap();
         assert_eq!(res.status(), 200, "{path}");
         let m: Value = res.json().await.unwrap();
@@ -20,22 +17,13 @@ async fn metadata_is_served_at_both_root_forms(backend: Backend) {
         assert_eq!(m["jwks_uri"], s.url("/jwks.json"));
         assert_eq!(m["introspection_endpoint"], s.url("/introspect"));
         assert_eq!(m["revocation_endpoint"], s.url("/revoke"));
-        assert_eq!(
-            m["code_challenge_methods_supported"],
-            serde_json::json!(["S256"])
-        );
-        assert_eq!(
-            m["grant_types_supported"],
-            serde_json::json!(["client_credentials"])
-        );
+        assert_eq!(m["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+        assert_eq!(m["grant_types_supported"], serde_json::json!(["client_credentials"]));
         assert_eq!(
             m["token_endpoint_auth_methods_supported"],
             serde_json::json!(["client_secret_basic", "client_secret_post"])
         );
-        assert_eq!(
-            m["scopes_supported"],
-            serde_json::json!(["admin", "tools:call", "tools:read"])
-        );
+        assert_eq!(m["scopes_supported"], serde_json::json!(["admin", "tools:call", "tools:read"]));
         // Nothing advertised that is not implemented yet.
         for absent in [
             "authorization_endpoint",
@@ -51,14 +39,7 @@ async fn metadata_is_served_at_both_root_forms(backend: Backend) {
 
 async fn issuer_with_path_is_served_at_every_form(backend: Backend) {
     let db = fresh_database(backend).await;
-    let s = TestServer::start_on(
-        db,
-        Options {
-            issuer_path: "/tenant1".into(),
-            ..Options::default()
-        },
-    )
-    .await;
+    let s = TestServer::start_on(db, Options { issuer_path: "/tenant1".into(), ..Options::default() }).await;
     let origin = s.base.trim_end_matches("/tenant1").to_owned();
     for path in [
         "/.well-known/oauth-authorization-server/tenant1",
@@ -73,12 +54,7 @@ async fn issuer_with_path_is_served_at_every_form(backend: Backend) {
         assert_eq!(m["token_endpoint"], format!("{origin}/tenant1/token"));
     }
     // The root forms belong to another issuer and are not served.
-    let res = s
-        .http
-        .get(format!("{origin}/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap();
+    let res = s.http.get(format!("{origin}/.well-known/oauth-authorization-server")).send().await.unwrap();
     assert_eq!(res.status(), 404);
     // Endpoints live under the issuer's path.
     let token = s.agent_token().await;
@@ -87,15 +63,7 @@ async fn issuer_with_path_is_served_at_every_form(backend: Backend) {
 
 async fn jwks_publishes_the_signing_key(backend: Backend) {
     let s = TestServer::start(backend).await;
-    let jwks: Value = s
-        .http
-        .get(s.url("/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = s.http.get(s.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
     let k = &keys[0];
@@ -103,10 +71,7 @@ async fn jwks_publishes_the_signing_key(backend: Backend) {
     assert_eq!(k["crv"], "P-256");
     assert_eq!(k["alg"], "ES256");
     assert_eq!(k["use"], "sig");
-    assert!(
-        k["kid"].as_str().is_some_and(|kid| kid.len() == 43),
-        "kid is the RFC 7638 thumbprint"
-    );
+    assert!(k["kid"].as_str().is_some_and(|kid| kid.len() == 43), "kid is the RFC 7638 thumbprint");
     assert!(k.get("d").is_none(), "no private key material");
     let (header, _) = crate::common::decode_unverified(&s.agent_token().await);
     assert_eq!(header["kid"], k["kid"]);

@@ -25,38 +25,14 @@ async fn health_and_readiness(backend: Backend) {
 async fn metrics_count_requests_and_issued_tokens(backend: Backend) {
     let s = TestServer::start(backend).await;
     s.agent_token().await;
-    s.post_form(
-        "/token",
-        Some(("build-agent", "wrong")),
-        &[("grant_type", "client_credentials"), ("resource", MCP)],
-    )
-    .await;
-    let text = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        text.contains("mandate_tokens_issued_total{grant_type=\"client_credentials\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains("mandate_http_requests_total{endpoint=\"/token\",status=\"200\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains("mandate_http_requests_total{endpoint=\"/token\",status=\"401\"} 1"),
-        "{text}"
-    );
+    s.post_form("/token", Some(("build-agent", "wrong")), &[("grant_type", "client_credentials"), ("resource", MCP)])
+        .await;
+    let text = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("mandate_tokens_issued_total{grant_type=\"client_credentials\"} 1"), "{text}");
+    assert!(text.contains("mandate_http_requests_total{endpoint=\"/token\",status=\"200\"} 1"), "{text}");
+    assert!(text.contains("mandate_http_requests_total{endpoint=\"/token\",status=\"401\"} 1"), "{text}");
     assert!(text.contains("error=\"invalid_client\""), "{text}");
-    assert!(
-        text.contains("mandate_http_request_duration_seconds_bucket"),
-        "{text}"
-    );
+    assert!(text.contains("mandate_http_request_duration_seconds_bucket"), "{text}");
 }
 
 async fn every_issuance_refusal_and_revocation_is_audited(backend: Backend) {
@@ -65,32 +41,15 @@ async fn every_issuance_refusal_and_revocation_is_audited(backend: Backend) {
     s.post_form(
         "/token",
         Some(("build-agent", AGENT_SECRET)),
-        &[
-            ("grant_type", "client_credentials"),
-            ("resource", MCP),
-            ("scope", "admin"),
-        ],
+        &[("grant_type", "client_credentials"), ("resource", MCP), ("scope", "admin")],
     )
     .await;
-    s.post_form(
-        "/token",
-        Some(("build-agent", "wrong")),
-        &[("grant_type", "client_credentials"), ("resource", MCP)],
-    )
-    .await;
-    s.post_form(
-        "/revoke",
-        Some(("build-agent", AGENT_SECRET)),
-        &[("token", &token)],
-    )
-    .await;
+    s.post_form("/token", Some(("build-agent", "wrong")), &[("grant_type", "client_credentials"), ("resource", MCP)])
+        .await;
+    s.post_form("/revoke", Some(("build-agent", AGENT_SECRET)), &[("token", &token)]).await;
 
     let events = s.state().store.recent_audit(10).await.unwrap();
-    let kinds: Vec<(AuditKind, &str)> = events
-        .iter()
-        .rev()
-        .map(|e| (e.kind, e.outcome.as_str()))
-        .collect();
+    let kinds: Vec<(AuditKind, &str)> = events.iter().rev().map(|e| (e.kind, e.outcome.as_str())).collect();
     assert_eq!(
         kinds,
         vec![
@@ -106,15 +65,8 @@ async fn every_issuance_refusal_and_revocation_is_audited(backend: Backend) {
     assert_eq!(issued.scope.as_deref(), Some("tools:call tools:read"));
     assert_eq!(issued.grant_type.as_deref(), Some("client_credentials"));
     let jti = issued.jti.clone().unwrap();
-    assert_eq!(
-        crate::common::decode_unverified(&token).1["jti"],
-        jti.as_str()
-    );
-    assert_eq!(
-        s.state().store.audit_by_jti(&jti).await.unwrap().len(),
-        2,
-        "issuance and revocation share the jti"
-    );
+    assert_eq!(crate::common::decode_unverified(&token).1["jti"], jti.as_str());
+    assert_eq!(s.state().store.audit_by_jti(&jti).await.unwrap().len(), 2, "issuance and revocation share the jti");
     // Refusals name the client that tried, never its secret.
     let refused = &events[1];
     assert_eq!(refused.client_id.as_deref(), Some("build-agent"));

@@ -6,27 +6,14 @@ use mandate_core::{MockClock, SystemRandom};
 use serde_json::Value;
 
 use crate::common::{
-    AGENT_SECRET, Backend, MCP, Options, RS_SECRET, TestServer, assert_oauth_error, base_config,
-    decode_unverified, fresh_database,
+    AGENT_SECRET, Backend, MCP, Options, RS_SECRET, TestServer, assert_oauth_error, base_config, decode_unverified,
+    fresh_database,
 };
 use crate::on_both_backends;
 
 async fn jwks(s: &TestServer) -> Vec<String> {
-    let v: Value = s
-        .http
-        .get(s.url("/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_owned())
-        .collect()
+    let v: Value = s.http.get(s.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+    v["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
 }
 
 async fn restart_keeps_keys_clients_and_tokens(backend: Backend) {
@@ -36,20 +23,9 @@ async fn restart_keeps_keys_clients_and_tokens(backend: Backend) {
     let kids = jwks(&s).await;
     let db = s.stop().await;
 
-    let s = TestServer::start_on(
-        db,
-        Options {
-            port: Some(port),
-            ..Options::default()
-        },
-    )
-    .await;
+    let s = TestServer::start_on(db, Options { port: Some(port), ..Options::default() }).await;
     assert_eq!(jwks(&s).await, kids, "the signing key survives a restart");
-    assert_eq!(
-        s.introspect(&token).await["active"],
-        true,
-        "tokens from before the restart stay valid"
-    );
+    assert_eq!(s.introspect(&token).await["active"], true, "tokens from before the restart stay valid");
     s.agent_token().await;
 }
 
@@ -57,48 +33,23 @@ async fn seeding_is_idempotent_and_follows_edits(backend: Backend) {
     let s = TestServer::start(backend).await;
     let port = s.running.local_addr.port();
     let state = s.state().clone();
-    let before = state
-        .store
-        .get_client("build-agent")
-        .await
-        .unwrap()
-        .unwrap();
+    let before = state.store.get_client("build-agent").await.unwrap().unwrap();
     // Seeding the same file again changes nothing.
-    let report = mandate_server::seed::seed(
-        state.store.as_ref(),
-        &state.settings,
-        state.clock.as_ref(),
-        &SystemRandom::new(),
-    )
-    .await
-    .unwrap();
+    let report =
+        mandate_server::seed::seed(state.store.as_ref(), &state.settings, state.clock.as_ref(), &SystemRandom::new())
+            .await
+            .unwrap();
     assert_eq!(report, Default::default());
     let db = s.stop().await;
 
     // Edit the file: a new secret and narrower scopes for build-agent; post-agent removed.
-    let edited = base_config()
-        .replace(AGENT_SECRET, "rotated-build-agent-secret-0123456789abcdef")
-        .replace(
-            "scopes = [\"tools:read\", \"tools:call\"]\n\n[[clients]]",
-            "scopes = [\"tools:read\"]\n\n[[clients]]",
-        );
+    let edited = base_config().replace(AGENT_SECRET, "rotated-build-agent-secret-0123456789abcdef").replace(
+        "scopes = [\"tools:read\", \"tools:call\"]\n\n[[clients]]",
+        "scopes = [\"tools:read\"]\n\n[[clients]]",
+    );
     let edited = cut_client(&edited, "post-agent");
-    let s = TestServer::start_on(
-        db,
-        Options {
-            port: Some(port),
-            config: edited,
-            ..Options::default()
-        },
-    )
-    .await;
-    let after = s
-        .state()
-        .store
-        .get_client("build-agent")
-        .await
-        .unwrap()
-        .unwrap();
+    let s = TestServer::start_on(db, Options { port: Some(port), config: edited, ..Options::default() }).await;
+    let after = s.state().store.get_client("build-agent").await.unwrap().unwrap();
     assert_ne!(before, after);
     let old = s
         .post_form(
@@ -117,15 +68,7 @@ async fn seeding_is_idempotent_and_follows_edits(backend: Backend) {
         .await;
     assert_eq!(new.json::<Value>().await.unwrap()["scope"], "tools:read");
     // The removed client is disabled, not deleted.
-    assert!(
-        s.state()
-            .store
-            .get_client("post-agent")
-            .await
-            .unwrap()
-            .unwrap()
-            .disabled
-    );
+    assert!(s.state().store.get_client("post-agent").await.unwrap().unwrap().disabled);
     let res = s
         .post_form(
             "/token",
@@ -155,58 +98,21 @@ async fn users_are_seeded_with_argon2id_hashes(backend: Backend) {
         "{}\n[[users]]\nusername = \"alice\"\npassword = \"correct horse battery\"\nemail = \"alice@example.com\"\n",
         base_config()
     );
-    let s = TestServer::start_on(
-        db,
-        Options {
-            config: config.clone(),
-            ..Options::default()
-        },
-    )
-    .await;
+    let s = TestServer::start_on(db, Options { config: config.clone(), ..Options::default() }).await;
     let port = s.running.local_addr.port();
     let alice = s.state().store.get_user("alice").await.unwrap().unwrap();
-    assert!(
-        alice.password_hash.starts_with("$argon2id$"),
-        "only a hash is stored"
-    );
-    assert!(mandate_core::password::verify_password(
-        "correct horse battery",
-        &alice.password_hash
-    ));
+    assert!(alice.password_hash.starts_with("$argon2id$"), "only a hash is stored");
+    assert!(mandate_core::password::verify_password("correct horse battery", &alice.password_hash));
     let db = s.stop().await;
     // An unchanged password keeps its hash (no rewrite at every start).
-    let s = TestServer::start_on(
-        db,
-        Options {
-            config,
-            port: Some(port),
-            ..Options::default()
-        },
-    )
-    .await;
-    assert_eq!(
-        s.state()
-            .store
-            .get_user("alice")
-            .await
-            .unwrap()
-            .unwrap()
-            .password_hash,
-        alice.password_hash
-    );
+    let s = TestServer::start_on(db, Options { config, port: Some(port), ..Options::default() }).await;
+    assert_eq!(s.state().store.get_user("alice").await.unwrap().unwrap().password_hash, alice.password_hash);
 }
 
 async fn rotation_keeps_old_tokens_verifiable_until_they_expire(backend: Backend) {
     let clock = MockClock::new(1_800_000_000);
     let db = fresh_database(backend).await;
-    let s = TestServer::start_on(
-        db,
-        Options {
-            clock: Arc::new(clock.clone()),
-            ..Options::default()
-        },
-    )
-    .await;
+    let s = TestServer::start_on(db, Options { clock: Arc::new(clock.clone()), ..Options::default() }).await;
     let old_token = s.agent_token().await;
     let [old_kid] = jwks(&s).await.try_into().unwrap();
 
@@ -219,57 +125,27 @@ async fn rotation_keeps_old_tokens_verifiable_until_they_expire(backend: Backend
     )
     .await
     .unwrap();
-    state
-        .keyring
-        .reload(state.store.as_ref(), state.now())
-        .await
-        .unwrap();
+    state.keyring.reload(state.store.as_ref(), state.now()).await.unwrap();
 
-    assert_eq!(
-        jwks(&s).await,
-        vec![new_kid.clone(), old_kid.clone()],
-        "both keys are published, the active one first"
-    );
+    assert_eq!(jwks(&s).await, vec![new_kid.clone(), old_kid.clone()], "both keys are published, the active one first");
     let new_token = s.agent_token().await;
-    assert_eq!(
-        decode_unverified(&new_token).0["kid"],
-        new_kid.as_str(),
-        "new tokens use the new key"
-    );
-    assert_eq!(
-        s.introspect(&old_token).await["active"],
-        true,
-        "old tokens still verify"
-    );
+    assert_eq!(decode_unverified(&new_token).0["kid"], new_kid.as_str(), "new tokens use the new key");
+    assert_eq!(s.introspect(&old_token).await["active"], true, "old tokens still verify");
 
     // Once every token the old key signed has expired, it is no longer published.
     clock.advance(300 + 31);
-    state
-        .keyring
-        .reload(state.store.as_ref(), state.now())
-        .await
-        .unwrap();
+    state.keyring.reload(state.store.as_ref(), state.now()).await.unwrap();
     assert_eq!(jwks(&s).await, vec![new_kid]);
     assert_eq!(s.introspect(&old_token).await["active"], false);
-    assert_eq!(
-        s.introspect(&new_token).await["active"],
-        false,
-        "expired by then too"
-    );
+    assert_eq!(s.introspect(&new_token).await["active"], false, "expired by then too");
     let fresh = s.agent_token().await;
     assert_eq!(s.introspect(&fresh).await["active"], true);
 }
 
 async fn another_instance_picks_up_a_rotation_on_an_unknown_kid(backend: Backend) {
     let a = TestServer::start(backend).await;
-    let b = TestServer::start_on(
-        a.database.clone(),
-        Options {
-            issuer: Some(a.issuer.clone()),
-            ..Options::default()
-        },
-    )
-    .await;
+    let b = TestServer::start_on(a.database.clone(), Options { issuer: Some(a.issuer.clone()), ..Options::default() })
+        .await;
     let state = a.state().clone();
     mandate_server::keyring::rotate(
         state.store.as_ref(),
@@ -279,20 +155,10 @@ async fn another_instance_picks_up_a_rotation_on_an_unknown_kid(backend: Backend
     )
     .await
     .unwrap();
-    state
-        .keyring
-        .reload(state.store.as_ref(), state.now())
-        .await
-        .unwrap();
+    state.keyring.reload(state.store.as_ref(), state.now()).await.unwrap();
     let token = a.agent_token().await;
     // b has not reloaded yet; meeting the unknown kid makes it look.
-    let res = b
-        .post_form(
-            "/introspect",
-            Some(("resource-server", RS_SECRET)),
-            &[("token", &token)],
-        )
-        .await;
+    let res = b.post_form("/introspect", Some(("resource-server", RS_SECRET)), &[("token", &token)]).await;
     assert_eq!(res.json::<Value>().await.unwrap()["active"], true);
 }
 

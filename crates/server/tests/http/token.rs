@@ -4,9 +4,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
 
-use crate::common::{
-    AGENT_SECRET, API, Backend, MCP, POST_SECRET, TestServer, assert_oauth_error, decode_unverified,
-};
+use crate::common::{AGENT_SECRET, API, Backend, MCP, POST_SECRET, TestServer, assert_oauth_error, decode_unverified};
 use crate::on_both_backends;
 
 const CC: (&str, &str) = ("grant_type", "client_credentials");
@@ -14,11 +12,7 @@ const CC: (&str, &str) = ("grant_type", "client_credentials");
 async fn basic_client_gets_an_rfc9068_token(backend: Backend) {
     let s = TestServer::start(backend).await;
     let res = s
-        .post_form(
-            "/token",
-            Some(("build-agent", AGENT_SECRET)),
-            &[CC, ("resource", MCP), ("scope", "tools:read")],
-        )
+        .post_form("/token", Some(("build-agent", AGENT_SECRET)), &[CC, ("resource", MCP), ("scope", "tools:read")])
         .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["cache-control"], "no-store");
@@ -33,47 +27,24 @@ async fn basic_client_gets_an_rfc9068_token(backend: Backend) {
     assert_eq!(header["typ"], "at+jwt");
     assert_eq!(header["alg"], "ES256");
     // Verify the signature against the published JWKS, as a resource server would.
-    let jwks: JwkSet = s
-        .http
-        .get(s.url("/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let jwk = jwks
-        .find(header["kid"].as_str().unwrap())
-        .expect("kid is published");
+    let jwks: JwkSet = s.http.get(s.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwk = jwks.find(header["kid"].as_str().unwrap()).expect("kid is published");
     let mut validation = Validation::new(jsonwebtoken::Algorithm::ES256);
     validation.set_audience(&[MCP]);
     validation.set_issuer(&[s.base.as_str()]);
     let claims =
-        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
-            .unwrap()
-            .claims;
-    assert_eq!(
-        claims["sub"], "build-agent",
-        "client credentials: sub is the client (RFC 9068 §2.2)"
-    );
+        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation).unwrap().claims;
+    assert_eq!(claims["sub"], "build-agent", "client credentials: sub is the client (RFC 9068 §2.2)");
     assert_eq!(claims["client_id"], "build-agent");
     assert_eq!(claims["aud"], MCP);
     assert_eq!(claims["scope"], "tools:read");
-    assert_eq!(
-        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-        300
-    );
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 300);
     assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 22));
 }
 
 async fn post_client_gets_a_token_and_scope_defaults_to_what_it_may_have(backend: Backend) {
     let s = TestServer::start(backend).await;
-    let form = [
-        CC,
-        ("resource", MCP),
-        ("client_id", "post-agent"),
-        ("client_secret", POST_SECRET),
-    ];
+    let form = [CC, ("resource", MCP), ("client_id", "post-agent"), ("client_secret", POST_SECRET)];
     let res = s.post_form("/token", None, &form).await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
@@ -106,63 +77,29 @@ async fn client_authentication_failures_are_invalid_client(backend: Backend) {
         (None, "no credentials"),
     ] {
         let res = s.post_form("/token", basic, &form).await;
-        let challenge = res
-            .headers()
-            .get("www-authenticate")
-            .map(|v| v.to_str().unwrap().to_owned());
+        let challenge = res.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
         assert_oauth_error(res, 401, "invalid_client").await;
-        assert!(
-            challenge.is_some_and(|c| c.starts_with("Basic")),
-            "{what}: 401 carries a Basic challenge"
-        );
+        assert!(challenge.is_some_and(|c| c.starts_with("Basic")), "{what}: 401 carries a Basic challenge");
     }
     // Unknown client and wrong secret read the same, so clients cannot be enumerated.
-    let a = s
-        .post_form("/token", Some(("build-agent", "wrong")), &form)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
-    let b = s
-        .post_form("/token", Some(("nobody", "wrong")), &form)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let a = s.post_form("/token", Some(("build-agent", "wrong")), &form).await.json::<Value>().await.unwrap();
+    let b = s.post_form("/token", Some(("nobody", "wrong")), &form).await.json::<Value>().await.unwrap();
     assert_eq!(a, b);
     // A client registered for client_secret_post may not use Basic, and the reverse.
-    let res = s
-        .post_form("/token", Some(("post-agent", POST_SECRET)), &form)
-        .await;
+    let res = s.post_form("/token", Some(("post-agent", POST_SECRET)), &form).await;
     let body = assert_oauth_error(res, 401, "invalid_client").await;
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("client_secret_post")
-    );
+    assert!(body["error_description"].as_str().unwrap().contains("client_secret_post"));
     let res = s
         .post_form(
             "/token",
             None,
-            &[
-                CC,
-                ("resource", MCP),
-                ("client_id", "build-agent"),
-                ("client_secret", AGENT_SECRET),
-            ],
+            &[CC, ("resource", MCP), ("client_id", "build-agent"), ("client_secret", AGENT_SECRET)],
         )
         .await;
     assert_oauth_error(res, 401, "invalid_client").await;
     // Malformed Basic credentials.
-    let res = s
-        .http
-        .post(s.url("/token"))
-        .header("authorization", "Basic not-base64!")
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let res =
+        s.http.post(s.url("/token")).header("authorization", "Basic not-base64!").form(&form).send().await.unwrap();
     assert_oauth_error(res, 401, "invalid_client").await;
 }
 
@@ -184,23 +121,12 @@ async fn grant_type_errors(backend: Backend) {
     let res = s.post_form("/token", agent, &[("resource", MCP)]).await;
     assert_oauth_error(res, 400, "invalid_request").await;
     for unsupported in ["password", "implicit", "urn:example:made-up"] {
-        let res = s
-            .post_form(
-                "/token",
-                agent,
-                &[("grant_type", unsupported), ("resource", MCP)],
-            )
-            .await;
+        let res = s.post_form("/token", agent, &[("grant_type", unsupported), ("resource", MCP)]).await;
         assert_oauth_error(res, 400, "unsupported_grant_type").await;
     }
     // resource-server is registered without grants: it may introspect, not obtain tokens.
-    let res = s
-        .post_form(
-            "/token",
-            Some(("resource-server", crate::common::RS_SECRET)),
-            &[CC, ("resource", MCP)],
-        )
-        .await;
+    let res =
+        s.post_form("/token", Some(("resource-server", crate::common::RS_SECRET)), &[CC, ("resource", MCP)]).await;
     assert_oauth_error(res, 400, "unauthorized_client").await;
 }
 
@@ -208,9 +134,7 @@ async fn scope_errors_are_invalid_scope(backend: Backend) {
     let s = TestServer::start(backend).await;
     let agent = Some(("build-agent", AGENT_SECRET));
     for scope in ["admin", "tools:read admin", "unheard-of", "bad\"quote"] {
-        let res = s
-            .post_form("/token", agent, &[CC, ("resource", MCP), ("scope", scope)])
-            .await;
+        let res = s.post_form("/token", agent, &[CC, ("resource", MCP), ("scope", scope)]).await;
         assert_oauth_error(res, 400, "invalid_scope").await;
     }
     // build-agent has no scope on the admin API at all.
@@ -237,12 +161,7 @@ async fn resource_errors_are_invalid_target(backend: Backend) {
         .post_form(
             "/token",
             None,
-            &[
-                CC,
-                ("resource", API),
-                ("client_id", "post-agent"),
-                ("client_secret", POST_SECRET),
-            ],
+            &[CC, ("resource", API), ("client_id", "post-agent"), ("client_secret", POST_SECRET)],
         )
         .await;
     assert_oauth_error(res, 400, "invalid_target").await;
@@ -251,16 +170,9 @@ async fn resource_errors_are_invalid_target(backend: Backend) {
 async fn malformed_requests_get_spec_shaped_answers(backend: Backend) {
     let s = TestServer::start(backend).await;
     let agent = Some(("build-agent", AGENT_SECRET));
-    let res = s
-        .post_form("/token", agent, &[CC, CC, ("resource", MCP)])
-        .await;
+    let res = s.post_form("/token", agent, &[CC, CC, ("resource", MCP)]).await;
     let body = assert_oauth_error(res, 400, "invalid_request").await;
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("grant_type")
-    );
+    assert!(body["error_description"].as_str().unwrap().contains("grant_type"));
     let res = s
         .http
         .post(s.url("/token"))
@@ -271,9 +183,7 @@ async fn malformed_requests_get_spec_shaped_answers(backend: Backend) {
         .unwrap();
     assert_oauth_error(res, 400, "invalid_request").await;
     let huge = "a".repeat(100 * 1024);
-    let res = s
-        .post_form("/token", agent, &[CC, ("resource", MCP), ("scope", &huge)])
-        .await;
+    let res = s.post_form("/token", agent, &[CC, ("resource", MCP), ("scope", &huge)]).await;
     assert_oauth_error(res, 413, "invalid_request").await;
     let res = s.http.get(s.url("/token")).send().await.unwrap();
     assert_oauth_error(res, 405, "invalid_request").await;

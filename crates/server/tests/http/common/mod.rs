@@ -75,9 +75,7 @@ pub async fn fresh_database(backend: Backend) -> DatabaseUrl {
             let dir = tempfile::tempdir().unwrap().keep();
             DatabaseUrl::Sqlite(format!("sqlite://{}/mandate.db", dir.display()))
         }
-        Backend::Postgres => {
-            DatabaseUrl::Postgres(mandate_store_pg::testing::fresh_database().await)
-        }
+        Backend::Postgres => DatabaseUrl::Postgres(mandate_store_pg::testing::fresh_database().await),
     }
 }
 
@@ -126,39 +124,22 @@ impl TestServer {
     /// Starts a server on an existing database (a restart, or a second instance).
     pub async fn start_on(database: DatabaseUrl, options: Options) -> Self {
         let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
-        let listener = TcpListener::bind(("127.0.0.1", options.port.unwrap_or(0)))
-            .await
-            .unwrap();
+        let listener = TcpListener::bind(("127.0.0.1", options.port.unwrap_or(0))).await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let issuer = options
-            .issuer
-            .clone()
-            .unwrap_or_else(|| format!("http://127.0.0.1:{port}{}", options.issuer_path));
+        let issuer =
+            options.issuer.clone().unwrap_or_else(|| format!("http://127.0.0.1:{port}{}", options.issuer_path));
         let text = format!(
             "issuer = \"{issuer}\"\ndatabase = \"{}\"\n[keys]\nrefresh_interval = \"1s\"\n{}",
             database_toml(&database),
             options.config
         );
         let settings = config::from_toml(&text).unwrap_or_else(|e| panic!("test config: {e}"));
-        let store = mandate_server::app::open_store(&settings.database)
-            .await
-            .unwrap();
-        let parts = Parts {
-            settings,
-            store,
-            clock: options.clock,
-            rng: Arc::new(SystemRandom::new()),
-        };
+        let store = mandate_server::app::open_store(&settings.database).await.unwrap();
+        let parts = Parts { settings, store, clock: options.clock, rng: Arc::new(SystemRandom::new()) };
         let state = mandate_server::prepare(parts).await.unwrap();
         let running = mandate_server::serve(state, listener).unwrap();
         let base = format!("http://127.0.0.1:{port}{}", options.issuer_path);
-        Self {
-            running,
-            base,
-            issuer,
-            http: reqwest::Client::new(),
-            database,
-        }
+        Self { running, base, issuer, http: reqwest::Client::new(), database }
     }
 
     pub fn state(&self) -> &AppState {
@@ -176,12 +157,7 @@ impl TestServer {
     }
 
     /// POSTs a form, with HTTP Basic credentials when `basic` is given.
-    pub async fn post_form(
-        &self,
-        path: &str,
-        basic: Option<(&str, &str)>,
-        form: &[(&str, &str)],
-    ) -> reqwest::Response {
+    pub async fn post_form(&self, path: &str, basic: Option<(&str, &str)>, form: &[(&str, &str)]) -> reqwest::Response {
         let mut req = self.http.post(self.url(path)).form(form);
         if let Some((id, secret)) = basic {
             req = req.basic_auth(id, Some(secret));
@@ -199,20 +175,11 @@ impl TestServer {
             )
             .await;
         assert_eq!(res.status(), 200);
-        res.json::<Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
     }
 
     pub async fn introspect(&self, token: &str) -> Value {
-        let res = self
-            .post_form(
-                "/introspect",
-                Some(("resource-server", RS_SECRET)),
-                &[("token", token)],
-            )
-            .await;
+        let res = self.post_form("/introspect", Some(("resource-server", RS_SECRET)), &[("token", token)]).await;
         assert_eq!(res.status(), 200);
         res.json().await.unwrap()
     }
@@ -225,12 +192,7 @@ pub async fn assert_oauth_error(res: reqwest::Response, status: u16, error: &str
     assert_eq!(res.headers()["cache-control"], "no-store");
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], error, "{body}");
-    assert!(
-        body["error_description"]
-            .as_str()
-            .is_some_and(|d| !d.is_empty()),
-        "{body}"
-    );
+    assert!(body["error_description"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
     body
 }
 
@@ -240,12 +202,7 @@ pub fn decode_unverified(token: &str) -> (Value, Value) {
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3, "a JWS has three parts");
     let decode = |p: &str| -> Value {
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p)
-                .unwrap(),
-        )
-        .unwrap()
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap()
     };
     (decode(parts[0]), decode(parts[1]))
 }
