@@ -20,10 +20,10 @@ pub enum Backend {
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
-            $( #[tokio::test] async fn $name() { super::$name(crate::common::Backend::Sqlite).await } )*
+            $( #[tokio::test] async fn $name() { super::$name($crate::common::Backend::Sqlite).await } )*
         }
         mod postgres {
-            $( #[tokio::test] async fn $name() { super::$name(crate::common::Backend::Postgres).await } )*
+            $( #[tokio::test] async fn $name() { super::$name($crate::common::Backend::Postgres).await } )*
         }
     };
 }
