@@ -77,8 +77,23 @@ async fn jwks_publishes_the_signing_key(backend: Backend) {
     assert_eq!(header["kid"], k["kid"]);
 }
 
+async fn eddsa_and_rs256_keys_are_selectable(backend: Backend) {
+    for (alg, kty) in [("EdDSA", "OKP"), ("RS256", "RSA")] {
+        let db = fresh_database(backend).await;
+        let config = format!("[keys]\nalgorithm = \"{alg}\"\n{}", crate::common::base_config());
+        let s = TestServer::start_on(db, Options { config, ..Options::default() }).await;
+        let jwks: Value = s.http.get(s.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(jwks["keys"][0]["alg"], alg);
+        assert_eq!(jwks["keys"][0]["kty"], kty);
+        let token = s.agent_token().await;
+        assert_eq!(crate::common::decode_unverified(&token).0["alg"], alg);
+        assert_eq!(s.introspect(&token).await["active"], true);
+    }
+}
+
 on_both_backends!(
     metadata_is_served_at_both_root_forms,
     issuer_with_path_is_served_at_every_form,
-    jwks_publishes_the_signing_key
+    jwks_publishes_the_signing_key,
+    eddsa_and_rs256_keys_are_selectable,
 );

@@ -128,11 +128,10 @@ impl TestServer {
         let port = listener.local_addr().unwrap().port();
         let issuer =
             options.issuer.clone().unwrap_or_else(|| format!("http://127.0.0.1:{port}{}", options.issuer_path));
-        let text = format!(
-            "issuer = \"{issuer}\"\ndatabase = \"{}\"\n[keys]\nrefresh_interval = \"1s\"\n{}",
-            database_toml(&database),
-            options.config
-        );
+        // Reload keys every second unless the test configures [keys] itself.
+        let keys = if options.config.contains("[keys]") { "" } else { "[keys]\nrefresh_interval = \"1s\"\n" };
+        let text =
+            format!("issuer = \"{issuer}\"\ndatabase = \"{}\"\n{keys}{}", database_toml(&database), options.config);
         let settings = config::from_toml(&text).unwrap_or_else(|e| panic!("test config: {e}"));
         let store = mandate_server::app::open_store(&settings.database).await.unwrap();
         let parts = Parts { settings, store, clock: options.clock, rng: Arc::new(SystemRandom::new()) };
