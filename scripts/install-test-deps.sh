@@ -7,6 +7,7 @@ need_apt=()
 command -v psql >/dev/null || need_apt+=(postgresql postgresql-client)
 command -v npm >/dev/null || need_apt+=(nodejs npm)
 command -v cc >/dev/null || need_apt+=(build-essential)
+[[ -x /usr/bin/chromium ]] || need_apt+=(chromium)   # interop/test/browser.test.mjs (playwright-core drives it)
 command -v cmake >/dev/null || true   # aws-lc-sys builds without cmake on x86_64 Linux
 if ((${#need_apt[@]})); then
   echo "installing: ${need_apt[*]}"

@@ -1,7 +1,8 @@
 // Starts a real `mandate serve` on a free loopback port with a throwaway config and database,
 // and stops it again. Nothing here talks OAuth: the tests do that through third-party clients.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -37,33 +38,99 @@ export function freePort() {
 /** TOML basic string. */
 const q = (s) => JSON.stringify(s);
 const list = (xs) => `[${xs.map(q).join(', ')}]`;
+const table = (obj) => `{ ${Object.entries(obj).map(([k, v]) => `${q(k)} = ${q(v)}`).join(', ')} }`;
+
+/** Where tests find PostgreSQL: $PG_TEST_URL (as the Rust tests), else the local trust-auth server. */
+export const pgAdminUrl = () => process.env.PG_TEST_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /**
- * Starts the server. `issuerPath` is '' or e.g. '/tenant1'; `clients` and `resources` are
- * plain objects rendered into [[clients]] / [[resources]] tables.
+ * Creates an empty PostgreSQL database `mandate_t_<16 hex>` (the prefix the Rust tests use and the
+ * test script sweeps) with psql, and returns its URL and a function that drops it. PostgreSQL is
+ * required, not optional: an unreachable server fails the test with psql's message.
  */
-export async function startMandate({ issuerPath = '', resources, clients, accessTokenTtl = '5m' }) {
+export function createPostgresDatabase() {
+  const admin = pgAdminUrl();
+  const name = `mandate_t_${randomBytes(8).toString('hex')}`;
+  const psql = (sql) => execFileSync('psql', [admin, '-v', 'ON_ERROR_STOP=1', '-qAtc', sql], { encoding: 'utf8', stdio: 'pipe' });
+  try {
+    psql(`CREATE DATABASE ${name}`);
+  } catch (e) {
+    throw new Error(`PostgreSQL is required (${admin}): CREATE DATABASE failed: ${e.stderr || e.message}`);
+  }
+  const base = admin.slice(0, admin.lastIndexOf('/'));
+  return {
+    name,
+    url: `${base}/${name}`,
+    drop() {
+      psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    },
+  };
+}
+
+/**
+ * Starts the server. `issuerPath` is '' or e.g. '/tenant1'; `clients`, `resources` and `users`
+ * are plain objects rendered into [[clients]] / [[resources]] / [[users]] tables (keys as in the
+ * config file). `database` is 'sqlite' (a file in a fresh temporary folder, the default),
+ * 'postgres' (a fresh database, dropped again by stop()), or a database URL used as it is.
+ * `tokens` and `login` hold extra keys of the [tokens] and [login] tables.
+ */
+export async function startMandate({
+  issuerPath = '',
+  resources,
+  clients,
+  users = [],
+  database = 'sqlite',
+  accessTokenTtl = '5m',
+  tokens = {},
+  login = {},
+}) {
   const bin = mandateBin();
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'mandate-interop-'));
   const issuer = `http://127.0.0.1:${port}${issuerPath}`;
+  let pg = null;
+  let databaseUrl = database;
+  if (database === 'sqlite') databaseUrl = `sqlite://${join(dir, 'mandate.db')}`;
+  if (database === 'postgres') {
+    pg = createPostgresDatabase();
+    databaseUrl = pg.url;
+  }
 
   const lines = [
     `issuer = ${q(issuer)}`,
     `listen = ${q(`127.0.0.1:${port}`)}`,
-    `database = ${q(`sqlite://${join(dir, 'mandate.db')}`)}`,
+    `database = ${q(databaseUrl)}`,
     '',
     '[tokens]',
     `access_token_ttl = ${q(accessTokenTtl)}`,
   ];
+  for (const [k, v] of Object.entries(tokens)) lines.push(`${k} = ${q(v)}`);
+  if (Object.keys(login).length) {
+    lines.push('', '[login]');
+    for (const [k, v] of Object.entries(login)) lines.push(`${k} = ${typeof v === 'number' ? v : q(v)}`);
+  }
   for (const r of resources) {
     lines.push('', '[[resources]]', `uri = ${q(r.uri)}`, `name = ${q(r.name)}`, `scopes = ${list(r.scopes)}`);
+    if (r.scope_descriptions) lines.push(`scope_descriptions = ${table(r.scope_descriptions)}`);
+  }
+  for (const u of users) {
+    lines.push('', '[[users]]', `username = ${q(u.username)}`, `password = ${q(u.password)}`);
+    if (u.email) lines.push(`email = ${q(u.email)}`);
   }
   for (const c of clients) {
-    lines.push('', '[[clients]]', `client_id = ${q(c.client_id)}`, `client_secret = ${q(c.client_secret)}`);
+    lines.push('', '[[clients]]', `client_id = ${q(c.client_id)}`);
+    if (c.client_name) lines.push(`client_name = ${q(c.client_name)}`);
+    if (c.client_secret) lines.push(`client_secret = ${q(c.client_secret)}`);
     if (c.token_endpoint_auth_method) lines.push(`token_endpoint_auth_method = ${q(c.token_endpoint_auth_method)}`);
     if (c.grant_types) lines.push(`grant_types = ${list(c.grant_types)}`);
     if (c.scopes) lines.push(`scopes = ${list(c.scopes)}`);
+    if (c.resources) lines.push(`resources = ${list(c.resources)}`);
+    if (c.redirect_uris) lines.push(`redirect_uris = ${list(c.redirect_uris)}`);
+    if (c.post_logout_redirect_uris) lines.push(`post_logout_redirect_uris = ${list(c.post_logout_redirect_uris)}`);
+    if (c.application_type) lines.push(`application_type = ${q(c.application_type)}`);
+    if (c.require_pushed_authorization_requests !== undefined) {
+      lines.push(`require_pushed_authorization_requests = ${Boolean(c.require_pushed_authorization_requests)}`);
+    }
   }
   const configFile = join(dir, 'mandate.toml');
   writeFileSync(configFile, lines.join('\n') + '\n');
@@ -85,6 +152,7 @@ export async function startMandate({ issuerPath = '', resources, clients, access
     port,
     dir,
     configFile,
+    database: databaseUrl,
     get logs() {
       return output;
     },
@@ -99,6 +167,11 @@ export async function startMandate({ issuerPath = '', resources, clients, access
         clearTimeout(timer);
       }
       rmSync(dir, { recursive: true, force: true });
+      if (pg) {
+        const db = pg;
+        pg = null;
+        db.drop();
+      }
     },
   };
   const config = () => lines.join('\n');

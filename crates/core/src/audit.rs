@@ -8,19 +8,42 @@ pub enum AuditKind {
     TokenIssued,
     TokenRefused,
     TokenRevoked,
+    /// A person allowed a client: a grant was created (its id in `jti`).
+    ConsentGranted,
+    ConsentDenied,
+    /// A grant and every token from it revoked: code or refresh-token reuse, or consent withdrawn.
+    GrantRevoked,
+    SignedIn,
+    SignInFailed,
 }
 
 impl AuditKind {
+    pub const ALL: &'static [AuditKind] = &[
+        Self::TokenIssued,
+        Self::TokenRefused,
+        Self::TokenRevoked,
+        Self::ConsentGranted,
+        Self::ConsentDenied,
+        Self::GrantRevoked,
+        Self::SignedIn,
+        Self::SignInFailed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::TokenIssued => "token_issued",
             Self::TokenRefused => "token_refused",
             Self::TokenRevoked => "token_revoked",
+            Self::ConsentGranted => "consent_granted",
+            Self::ConsentDenied => "consent_denied",
+            Self::GrantRevoked => "grant_revoked",
+            Self::SignedIn => "signed_in",
+            Self::SignInFailed => "sign_in_failed",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::TokenIssued, Self::TokenRefused, Self::TokenRevoked].into_iter().find(|k| k.as_str() == s)
+        Self::ALL.iter().copied().find(|k| k.as_str() == s)
     }
 }
 

@@ -11,15 +11,19 @@ use crate::secret::SecretDigest;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum GrantType {
+    AuthorizationCode,
     ClientCredentials,
+    RefreshToken,
 }
 
 impl GrantType {
-    pub const ALL: &'static [GrantType] = &[GrantType::ClientCredentials];
+    pub const ALL: &'static [GrantType] = &[Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::AuthorizationCode => "authorization_code",
             Self::ClientCredentials => "client_credentials",
+            Self::RefreshToken => "refresh_token",
         }
     }
 }
@@ -31,7 +35,7 @@ impl fmt::Display for GrantType {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unsupported grant type {0:?} (supported: client_credentials)")]
+#[error("unsupported grant type {0:?} (supported: authorization_code, client_credentials, refresh_token)")]
 pub struct UnknownGrantType(pub String);
 
 impl FromStr for GrantType {
@@ -49,15 +53,18 @@ pub enum TokenEndpointAuthMethod {
     ClientSecretBasic,
     /// RFC 6749 §2.3.1: `client_id` and `client_secret` in the request body.
     ClientSecretPost,
+    /// A public client (RFC 6749 §2.1): no credentials, PKCE binds its codes.
+    None,
 }
 
 impl TokenEndpointAuthMethod {
-    pub const ALL: &'static [TokenEndpointAuthMethod] = &[Self::ClientSecretBasic, Self::ClientSecretPost];
+    pub const ALL: &'static [TokenEndpointAuthMethod] = &[Self::ClientSecretBasic, Self::ClientSecretPost, Self::None];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
         }
     }
 
@@ -73,13 +80,38 @@ impl fmt::Display for TokenEndpointAuthMethod {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unsupported token_endpoint_auth_method {0:?} (supported: client_secret_basic, client_secret_post)")]
+#[error("unsupported token_endpoint_auth_method {0:?} (supported: client_secret_basic, client_secret_post, none)")]
 pub struct UnknownAuthMethod(pub String);
 
 impl FromStr for TokenEndpointAuthMethod {
     type Err = UnknownAuthMethod;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL.iter().copied().find(|m| m.as_str() == s).ok_or_else(|| UnknownAuthMethod(s.to_owned()))
+    }
+}
+
+/// RFC 7591 §2 / OpenID Dynamic Registration: native apps may use loopback redirects on any port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ApplicationType {
+    #[default]
+    Web,
+    Native,
+}
+
+impl ApplicationType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Web => "web",
+            Self::Native => "native",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "web" => Some(Self::Web),
+            "native" => Some(Self::Native),
+            _ => None,
+        }
     }
 }
 
@@ -109,6 +141,12 @@ pub struct Client {
     pub scopes: ScopeSet,
     /// The resources this client may get tokens for; `None` means every registered resource.
     pub resources: Option<Vec<ResourceUri>>,
+    /// Registered redirect URIs, matched exactly (RFC 9700 §4.1.3).
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub application_type: ApplicationType,
+    /// RFC 9126 §6: this client's authorization requests must come through `/par`.
+    pub require_pushed_authorization_requests: bool,
     pub disabled: bool,
 }
 
@@ -119,5 +157,87 @@ impl Client {
 
     pub fn allows_resource(&self, uri: &ResourceUri) -> bool {
         self.resources.as_ref().is_none_or(|list| list.contains(uri))
+    }
+
+    pub fn is_public(&self) -> bool {
+        self.token_endpoint_auth_method == TokenEndpointAuthMethod::None
+    }
+
+    /// Exact match against a registered redirect URI; for native clients a loopback redirect
+    /// (`http://127.0.0.1`, `http://[::1]`) also matches on any port (RFC 8252 §7.3).
+    pub fn accepts_redirect_uri(&self, candidate: &str) -> bool {
+        if self.redirect_uris.iter().any(|r| r == candidate) {
+            return true;
+        }
+        if self.application_type != ApplicationType::Native {
+            return false;
+        }
+        let Some(candidate) = loopback_without_port(candidate) else { return false };
+        self.redirect_uris.iter().filter_map(|r| loopback_without_port(r)).any(|r| r == candidate)
+    }
+}
+
+/// `http://127.0.0.1:PORT/path?q` → `http://127.0.0.1/path?q`, for loopback IP literals only
+/// (RFC 8252 §8.3: not `localhost`). The string must already be in the form a browser sends.
+fn loopback_without_port(uri: &str) -> Option<String> {
+    let rest = uri.strip_prefix("http://")?;
+    let (host_port, path) = rest.find('/').map_or((rest, ""), |i| (&rest[..i], &rest[i..]));
+    let host = if let Some(v6) = host_port.strip_prefix("[::1]") {
+        (v6.is_empty() || is_port(v6)).then_some("[::1]")?
+    } else if let Some(v4) = host_port.strip_prefix("127.0.0.1") {
+        (v4.is_empty() || is_port(v4)).then_some("127.0.0.1")?
+    } else {
+        return None;
+    };
+    Some(format!("http://{host}{path}"))
+}
+
+fn is_port(s: &str) -> bool {
+    s.strip_prefix(':').is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn native(redirects: &[&str]) -> Client {
+        Client {
+            client_id: "cli".into(),
+            client_name: None,
+            secret: None,
+            token_endpoint_auth_method: TokenEndpointAuthMethod::None,
+            grant_types: vec![GrantType::AuthorizationCode],
+            scopes: ScopeSet::default(),
+            resources: None,
+            redirect_uris: redirects.iter().map(|s| s.to_string()).collect(),
+            post_logout_redirect_uris: vec![],
+            application_type: ApplicationType::Native,
+            require_pushed_authorization_requests: false,
+            disabled: false,
+        }
+    }
+
+    #[test]
+    fn native_loopback_redirects_match_on_any_port_only() {
+        let c = native(&["http://127.0.0.1/callback", "http://[::1]/cb"]);
+        assert!(c.accepts_redirect_uri("http://127.0.0.1:53127/callback"));
+        assert!(c.accepts_redirect_uri("http://127.0.0.1/callback"));
+        assert!(c.accepts_redirect_uri("http://[::1]:8000/cb"));
+        assert!(!c.accepts_redirect_uri("http://127.0.0.1:53127/callback/extra"));
+        assert!(!c.accepts_redirect_uri("http://127.0.0.1:53127/callback?x=1"));
+        assert!(!c.accepts_redirect_uri("http://localhost:53127/callback"));
+        assert!(!c.accepts_redirect_uri("http://127.0.0.1.evil.example:80/callback"));
+        assert!(!c.accepts_redirect_uri("HTTP://127.0.0.1:1/callback"));
+        assert!(!c.accepts_redirect_uri("http://127.0.0.1:abc/callback"));
+    }
+
+    #[test]
+    fn web_clients_match_exactly() {
+        let mut c = native(&["https://app.example/cb", "http://127.0.0.1/cb"]);
+        c.application_type = ApplicationType::Web;
+        assert!(c.accepts_redirect_uri("https://app.example/cb"));
+        assert!(!c.accepts_redirect_uri("https://app.example/cb/"));
+        assert!(!c.accepts_redirect_uri("https://APP.example/cb"));
+        assert!(!c.accepts_redirect_uri("http://127.0.0.1:9/cb"));
     }
 }

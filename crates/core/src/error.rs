@@ -18,6 +18,15 @@ pub enum ErrorCode {
     AccessDenied,
     ServerError,
     TemporarilyUnavailable,
+    /// RFC 6749 §4.1.2.1.
+    UnsupportedResponseType,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none` could not be honoured.
+    LoginRequired,
+    ConsentRequired,
+    InteractionRequired,
+    /// RFC 6750 §3.1: at the UserInfo endpoint.
+    InvalidToken,
+    InsufficientScope,
 }
 
 impl ErrorCode {
@@ -34,13 +43,20 @@ impl ErrorCode {
             Self::AccessDenied => "access_denied",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
+            Self::InteractionRequired => "interaction_required",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
         }
     }
 
     /// RFC 6749 §5.2: 400 by default, 401 for a failed client authentication.
     pub fn http_status(self) -> u16 {
         match self {
-            Self::InvalidClient => 401,
+            Self::InvalidClient | Self::InvalidToken => 401,
+            Self::InsufficientScope => 403,
             Self::AccessDenied => 403,
             Self::ServerError => 500,
             Self::TemporarilyUnavailable => 503,
@@ -90,6 +106,15 @@ impl OAuthError {
     }
     pub fn invalid_target(d: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidTarget, d)
+    }
+    pub fn invalid_grant(d: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, d)
+    }
+    pub fn access_denied(d: impl Into<String>) -> Self {
+        Self::new(ErrorCode::AccessDenied, d)
+    }
+    pub fn unsupported_response_type(d: impl Into<String>) -> Self {
+        Self::new(ErrorCode::UnsupportedResponseType, d)
     }
     pub fn server_error() -> Self {
         Self::new(ErrorCode::ServerError, "the authorization server hit an internal error; see its log")

@@ -200,29 +200,7 @@ pub fn verify_access_token(
     issuer: &str,
     now: UnixTime,
 ) -> Result<AccessTokenClaims, TokenRejected> {
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(TokenRejected::TooLarge);
-    }
-    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejected::Malformed)?;
-    // RFC 9068 §4: accept "at+jwt" and "application/at+jwt", case-insensitively.
-    let typ = header.typ.as_deref().unwrap_or_default().to_ascii_lowercase();
-    if typ != ACCESS_TOKEN_TYP && typ != "application/at+jwt" {
-        return Err(TokenRejected::WrongType(ACCESS_TOKEN_TYP));
-    }
-    let kid = header.kid.as_deref().ok_or(TokenRejected::UnknownKey)?;
-    let key = keys.iter().find(|k| k.kid == kid).ok_or(TokenRejected::UnknownKey)?;
-    if header.alg != key.alg.jwt_alg() {
-        return Err(TokenRejected::AlgorithmMismatch);
-    }
-    let mut validation = Validation::new(key.alg.jwt_alg());
-    // Times are checked below against the injected clock, not the system clock.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    let data = jsonwebtoken::decode::<AccessTokenClaims>(token, &key.decoding, &validation)
-        .map_err(|_| TokenRejected::BadSignature)?;
-    let claims = data.claims;
+    let claims: AccessTokenClaims = decode_own(token, keys, &[ACCESS_TOKEN_TYP, "application/at+jwt"])?;
     if claims.iss != issuer {
         return Err(TokenRejected::WrongIssuer);
     }
@@ -233,6 +211,54 @@ pub fn verify_access_token(
         return Err(TokenRejected::NotYetValid);
     }
     Ok(claims)
+}
+
+/// The `typ` of the ID tokens we sign (OpenID Connect Core §16.14 leaves it to the issuer).
+pub const ID_TOKEN_TYP: &str = "JWT";
+
+/// Verifies an ID token we issued, as `id_token_hint` (RP-initiated logout §2): signature, `typ`
+/// and `iss`, but not `exp`, since a hint may have expired.
+pub fn verify_id_token_hint(
+    token: &str,
+    keys: &[SigningKey],
+    issuer: &str,
+) -> Result<crate::oidc::IdTokenClaims, TokenRejected> {
+    let claims: crate::oidc::IdTokenClaims = decode_own(token, keys, &["jwt"])?;
+    if claims.iss != issuer {
+        return Err(TokenRejected::WrongIssuer);
+    }
+    Ok(claims)
+}
+
+/// Size cap, `typ` (case-insensitive, one of `typs`), `kid` among `keys`, `alg` fixed by that key,
+/// signature. Times and issuer are the caller's to check.
+fn decode_own<T: serde::de::DeserializeOwned>(
+    token: &str,
+    keys: &[SigningKey],
+    typs: &[&'static str],
+) -> Result<T, TokenRejected> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenRejected::TooLarge);
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejected::Malformed)?;
+    let typ = header.typ.as_deref().unwrap_or_default().to_ascii_lowercase();
+    if !typs.contains(&typ.as_str()) {
+        return Err(TokenRejected::WrongType(typs[0]));
+    }
+    let kid = header.kid.as_deref().ok_or(TokenRejected::UnknownKey)?;
+    let key = keys.iter().find(|k| k.kid == kid).ok_or(TokenRejected::UnknownKey)?;
+    if header.alg != key.alg.jwt_alg() {
+        return Err(TokenRejected::AlgorithmMismatch);
+    }
+    let mut validation = Validation::new(key.alg.jwt_alg());
+    // Times are checked by the caller against the injected clock, not the system clock.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    jsonwebtoken::decode::<T>(token, &key.decoding, &validation)
+        .map(|data| data.claims)
+        .map_err(|_| TokenRejected::BadSignature)
 }
 
 #[cfg(test)]

@@ -21,7 +21,10 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::config::{DatabaseUrl, Settings};
-use crate::endpoints::{discovery, health, introspect, jwks, metrics, revoke, token};
+use crate::endpoints::{
+    account, authorize, consent, discovery, health, introspect, jwks, login, logout, metrics, par, revoke, token,
+    userinfo,
+};
 use crate::error::Failure;
 use crate::grants::GrantRegistry;
 use crate::keyring::Keyring;
@@ -92,6 +95,14 @@ pub async fn prepare(parts: Parts) -> Result<AppState, StartError> {
 
 pub fn router(state: AppState) -> Router {
     let issuer_routes = Router::new()
+        .route("/authorize", get(authorize::get).post(authorize::post))
+        .route("/par", post(par::handle))
+        .route("/login", get(login::get).post(login::post))
+        .route("/consent", get(consent::get).post(consent::post))
+        .route("/account", get(account::get))
+        .route("/account/consents/revoke", post(account::revoke))
+        .route("/logout", get(logout::get).post(logout::post))
+        .route("/userinfo", get(userinfo::handle).post(userinfo::handle))
         .route("/token", post(token::handle))
         .route("/introspect", post(introspect::handle))
         .route("/revoke", post(revoke::handle))
@@ -156,7 +167,10 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Running>
     let app = router(state.clone());
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await
+        // The peer address feeds the per-address sign-in throttle.
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
     });
     tracing::info!(%local_addr, issuer = %state.settings.issuer.as_str(), database = state.store.backend(), "mandate is serving");
     Ok(Running { local_addr, shutdown, task, state })
@@ -188,6 +202,11 @@ fn spawn_maintenance(state: AppState, shutdown: CancellationToken) {
                         Ok(n) if n > 0 => tracing::info!(purged = n, "expired revocations purged"),
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "purging expired revocations failed"),
+                    }
+                    match state.store.purge_expired_delegation(state.now()).await {
+                        Ok(n) if n > 0 => tracing::info!(purged = n, "expired codes, requests, refresh tokens and sessions purged"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "purging expired delegation records failed"),
                     }
                 }
             }

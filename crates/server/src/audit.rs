@@ -15,3 +15,21 @@ pub async fn record_refusal(store: &dyn Store, event: &AuditEvent) {
         tracing::error!(error = %e, "could not write audit event for a refusal");
     }
 }
+
+/// Revokes a grant and everything issued from it, on record before the caller answers.
+pub async fn revoke_grant(
+    state: &crate::state::AppState,
+    grant_id: &str,
+    client_id: &str,
+    reason: &str,
+) -> Result<(), OAuthError> {
+    let now = state.now();
+    let was_live = state.store.revoke_grant(grant_id, now).await.map_err(store_error)?;
+    let mut event = AuditEvent::new(now, mandate_core::AuditKind::GrantRevoked, "ok");
+    event.client_id = Some(client_id.to_owned());
+    event.jti = Some(format!("grant:{grant_id}"));
+    event.detail = Some(reason.to_owned());
+    record_issuance(state.store.as_ref(), &event).await?;
+    tracing::warn!(client_id, was_live, reason, "grant revoked with every token issued from it");
+    Ok(())
+}

@@ -1,5 +1,6 @@
-//! Client authentication at the token, introspection and revocation endpoints (RFC 6749 §2.3):
-//! `client_secret_basic` and `client_secret_post`, exactly one method per request, secrets
+//! Client authentication at the token, PAR, introspection and revocation endpoints (RFC 6749
+//! §2.3): `client_secret_basic`, `client_secret_post`, or `none` for public clients (which only
+//! name themselves), exactly one method per request, secrets
 //! compared as digests in constant time, one answer for every failure so clients can't be probed.
 
 use axum::http::{HeaderMap, header};
@@ -49,10 +50,15 @@ pub fn presented(headers: &HeaderMap, form: &OAuthForm) -> Result<PresentedCrede
                 method: TokenEndpointAuthMethod::ClientSecretPost,
             })
         }
-        (None, None) => Err(OAuthError::invalid_client(match body_id {
-            Some(_) => "client authentication is required; this endpoint does not serve public clients",
-            None => "client authentication is required",
-        })),
+        // A public client (RFC 6749 §2.1) names itself and proves nothing; PKCE binds its codes.
+        (None, None) => match body_id {
+            Some(id) => Ok(PresentedCredentials {
+                client_id: id.to_owned(),
+                secret: None,
+                method: TokenEndpointAuthMethod::None,
+            }),
+            None => Err(OAuthError::invalid_client("client authentication is required")),
+        },
     }
 }
 
@@ -91,7 +97,10 @@ pub async fn verify(store: &dyn Store, creds: &PresentedCredentials) -> Result<C
         DECOY.get_or_init(|| SecretDigest::of("")).verify(presented);
         return Err(OAuthError::invalid_client(FAILED).into());
     };
-    let secret_ok = client.secret.as_ref().is_some_and(|d| d.verify(presented));
+    let secret_ok = match creds.method {
+        TokenEndpointAuthMethod::None => client.is_public(),
+        _ => client.secret.as_ref().is_some_and(|d| d.verify(presented)),
+    };
     if !secret_ok || client.disabled {
         return Err(OAuthError::invalid_client(FAILED).into());
     }

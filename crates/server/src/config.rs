@@ -2,16 +2,17 @@
 //! overrides (nested keys with `__`, e.g. `MANDATE_TOKENS__ACCESS_TOKEN_TTL`), checked into
 //! `Settings`. Unknown keys, bad values and contradictions are refused with the key named.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format as _, Serialized, Toml};
+use mandate_core::client::ApplicationType;
 use mandate_core::jose::SigningAlgorithm;
 use mandate_core::password::check_password_hash;
-use mandate_core::{GrantType, ResourceUri, ScopeSet, SecretDigest, TokenEndpointAuthMethod};
+use mandate_core::{GrantType, ResourceUri, ScopeSet, SecretDigest, TokenEndpointAuthMethod, oidc};
 use serde::{Deserialize, Serialize};
 
 use crate::issuer::Issuer;
@@ -27,6 +28,7 @@ pub struct RawConfig {
     pub log_format: String,
     pub tokens: RawTokens,
     pub keys: RawKeys,
+    pub login: RawLogin,
     pub registration: RawRegistration,
     pub users: Vec<RawUser>,
     pub resources: Vec<RawResource>,
@@ -38,11 +40,41 @@ pub struct RawConfig {
 pub struct RawTokens {
     pub access_token_ttl: String,
     pub refresh_token_ttl: String,
+    pub id_token_ttl: String,
+    /// How long a rotated refresh token presented again by its client still gets a successor
+    /// (lost responses, concurrent refreshes) before reuse counts as theft.
+    pub refresh_reuse_grace: String,
 }
 
 impl Default for RawTokens {
     fn default() -> Self {
-        Self { access_token_ttl: "5m".into(), refresh_token_ttl: "30d".into() }
+        Self {
+            access_token_ttl: "5m".into(),
+            refresh_token_ttl: "30d".into(),
+            id_token_ttl: "5m".into(),
+            refresh_reuse_grace: "30s".into(),
+        }
+    }
+}
+
+/// Sign-in: how long a browser session lasts, and when failed attempts lock out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLogin {
+    pub session_lifetime: String,
+    pub max_failures_per_account: u32,
+    pub max_failures_per_address: u32,
+    pub failure_window: String,
+}
+
+impl Default for RawLogin {
+    fn default() -> Self {
+        Self {
+            session_lifetime: "12h".into(),
+            max_failures_per_account: 5,
+            max_failures_per_address: 20,
+            failure_window: "15m".into(),
+        }
     }
 }
 
@@ -86,6 +118,8 @@ pub struct RawResource {
     pub uri: String,
     pub name: Option<String>,
     pub scopes: Vec<String>,
+    /// Plain words for each scope, shown on the consent page.
+    pub scope_descriptions: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -100,6 +134,11 @@ pub struct RawClient {
     pub token_endpoint_auth_method: Option<String>,
     pub scopes: Vec<String>,
     pub resources: Option<Vec<String>>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    /// `web` (default) or `native` (loopback redirects match on any port, RFC 8252).
+    pub application_type: Option<String>,
+    pub require_pushed_authorization_requests: bool,
     pub disabled: bool,
 }
 
@@ -140,6 +179,14 @@ pub struct SeedUser {
     pub disabled: bool,
 }
 
+#[derive(Debug, Clone)]
+pub struct LoginSettings {
+    pub session_lifetime: Duration,
+    pub max_failures_per_account: u32,
+    pub max_failures_per_address: u32,
+    pub failure_window: Duration,
+}
+
 /// Checked configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -149,11 +196,16 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    pub id_token_ttl: Duration,
+    pub refresh_reuse_grace: Duration,
+    pub login: LoginSettings,
     pub signing_algorithm: SigningAlgorithm,
     pub key_refresh_interval: Duration,
     pub users: Vec<SeedUser>,
     pub resources: Vec<mandate_core::Resource>,
     pub clients: Vec<mandate_core::Client>,
+    /// Plain words for scopes by resource URI, then scope (consent page).
+    pub scope_descriptions: BTreeMap<String, BTreeMap<String, String>>,
     /// Non-fatal remarks to log at start (e.g. short secrets).
     pub warnings: Vec<String>,
 }
@@ -265,6 +317,34 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
     if refresh_token_ttl < access_token_ttl {
         return Err(invalid("tokens.refresh_token_ttl", "must not be shorter than tokens.access_token_ttl"));
     }
+    let id_token_ttl = duration(
+        "tokens.id_token_ttl",
+        &raw.tokens.id_token_ttl,
+        Duration::from_secs(10),
+        Duration::from_secs(24 * 3600),
+    )?;
+    let refresh_reuse_grace = duration(
+        "tokens.refresh_reuse_grace",
+        &raw.tokens.refresh_reuse_grace,
+        Duration::ZERO,
+        Duration::from_secs(300),
+    )?;
+    let login = LoginSettings {
+        session_lifetime: duration(
+            "login.session_lifetime",
+            &raw.login.session_lifetime,
+            Duration::from_secs(60),
+            Duration::from_secs(30 * 24 * 3600),
+        )?,
+        max_failures_per_account: raw.login.max_failures_per_account.max(1),
+        max_failures_per_address: raw.login.max_failures_per_address.max(1),
+        failure_window: duration(
+            "login.failure_window",
+            &raw.login.failure_window,
+            Duration::from_secs(1),
+            Duration::from_secs(24 * 3600),
+        )?,
+    };
     let signing_algorithm: SigningAlgorithm = raw
         .keys
         .algorithm
@@ -287,6 +367,18 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
     let offered: ScopeSet = resources.iter().fold(ScopeSet::default(), |acc, r| acc.union(&r.scopes));
     let clients = check_clients(&raw.clients, &resources, &offered, &mut warnings)?;
     let users = check_users(&raw.users)?;
+    let mut scope_descriptions = BTreeMap::new();
+    for (i, (raw_resource, resource)) in raw.resources.iter().zip(&resources).enumerate() {
+        for scope in raw_resource.scope_descriptions.keys() {
+            if !resource.scopes.contains(scope) {
+                return Err(invalid(
+                    format!("resources[{i}].scope_descriptions"),
+                    format!("{scope:?} is not one of this resource's scopes"),
+                ));
+            }
+        }
+        scope_descriptions.insert(resource.uri.to_string(), raw_resource.scope_descriptions.clone());
+    }
 
     Ok(Settings {
         issuer,
@@ -295,11 +387,15 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
         log_format,
         access_token_ttl,
         refresh_token_ttl,
+        id_token_ttl,
+        refresh_reuse_grace,
+        login,
         signing_algorithm,
         key_refresh_interval,
         users,
         resources,
         clients,
+        scope_descriptions,
         warnings,
     })
 }
@@ -367,13 +463,35 @@ fn check_clients(
                 }
                 (None, None) => None,
             };
+            if method == TokenEndpointAuthMethod::None && secret.is_some() {
+                return Err(invalid(
+                    key("client_secret"),
+                    "a public client (token_endpoint_auth_method = \"none\") has no secret",
+                ));
+            }
             if method.needs_secret() && secret.is_none() {
                 return Err(invalid(
                     key("client_secret"),
                     format!("{method} needs client_secret or client_secret_hash"),
                 ));
             }
+            let application_type = match c.application_type.as_deref() {
+                None => ApplicationType::Web,
+                Some(t) => ApplicationType::parse(t)
+                    .ok_or_else(|| invalid(key("application_type"), format!("{t:?} is not web or native")))?,
+            };
+            for (field, list) in
+                [("redirect_uris", &c.redirect_uris), ("post_logout_redirect_uris", &c.post_logout_redirect_uris)]
+            {
+                for uri in list {
+                    check_redirect_uri(uri, application_type)
+                        .map_err(|m| invalid(key(field), format!("{uri:?} {m}")))?;
+                }
+            }
+            // Without grant_types: the code grant (with refresh) for clients with redirect URIs,
+            // client credentials for the rest.
             let grant_types: Vec<GrantType> = match &c.grant_types {
+                None if !c.redirect_uris.is_empty() => vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
                 None => vec![GrantType::ClientCredentials],
                 Some(list) => list
                     .iter()
@@ -384,8 +502,18 @@ fn check_clients(
                     })
                     .collect::<Result<_, _>>()?,
             };
+            if grant_types.contains(&GrantType::AuthorizationCode) && c.redirect_uris.is_empty() {
+                return Err(invalid(
+                    key("redirect_uris"),
+                    "the authorization_code grant needs at least one redirect URI",
+                ));
+            }
+            if method == TokenEndpointAuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
+                return Err(invalid(key("grant_types"), "a public client cannot use client_credentials"));
+            }
             let client_scopes = scopes(&key("scopes"), &c.scopes)?;
-            let unknown = client_scopes.difference(offered);
+            let oidc_scopes = ScopeSet::from_tokens(oidc::SCOPES).unwrap_or_default();
+            let unknown = client_scopes.difference(&offered.union(&oidc_scopes));
             if !unknown.is_empty() {
                 return Err(invalid(key("scopes"), format!("no resource offers {unknown}")));
             }
@@ -414,10 +542,37 @@ fn check_clients(
                 grant_types,
                 scopes: client_scopes,
                 resources: allowed_resources,
+                redirect_uris: c.redirect_uris.clone(),
+                post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+                application_type,
+                require_pushed_authorization_requests: c.require_pushed_authorization_requests,
                 disabled: c.disabled,
             })
         })
         .collect()
+}
+
+/// RFC 9700 §2.1 and RFC 8252: an absolute URI without fragment; https, or http to a loopback
+/// host; native apps may also use a private-use scheme in reverse-DNS form (`com.example.app:/cb`).
+fn check_redirect_uri(uri: &str, application_type: ApplicationType) -> Result<(), &'static str> {
+    let parsed = url::Url::parse(uri).map_err(|_| "is not an absolute URI")?;
+    if parsed.fragment().is_some() {
+        return Err("must not have a fragment");
+    }
+    if parsed.as_str() != uri && parsed.as_str() != format!("{uri}/") {
+        return Err("is not in normalised form (lower-case scheme and host); write it as a browser sends it");
+    }
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" => match parsed.host() {
+            Some(url::Host::Ipv4(ip)) if ip.is_loopback() => Ok(()),
+            Some(url::Host::Ipv6(ip)) if ip.is_loopback() => Ok(()),
+            Some(url::Host::Domain("localhost")) => Ok(()),
+            _ => Err("uses http to a host that is not loopback; use https"),
+        },
+        scheme if application_type == ApplicationType::Native && scheme.contains('.') => Ok(()),
+        _ => Err("must use https (or http to loopback; native apps also a reverse-DNS private-use scheme)"),
+    }
 }
 
 fn check_users(raw: &[RawUser]) -> Result<Vec<SeedUser>, ConfigError> {

@@ -54,6 +54,13 @@ impl IntoResponse for Failure {
                 HeaderValue::from_static("Basic realm=\"mandate\", charset=\"UTF-8\""),
             );
         }
+        if matches!(e.code, ErrorCode::InvalidToken | ErrorCode::InsufficientScope) {
+            // RFC 6750 §3: a resource (here UserInfo) names the Bearer scheme and the error.
+            let challenge = format!("Bearer realm=\"mandate\", error=\"{}\"", e.code.as_str());
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                headers.insert(header::WWW_AUTHENTICATE, value);
+            }
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

@@ -27,8 +27,17 @@ impl OAuthForm {
         if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
             return Err(OAuthError::invalid_request("the request body must be application/x-www-form-urlencoded"));
         }
+        Self::from_pairs(body)
+    }
+
+    /// Parameters of a query string (`/authorize` by GET), by the same rules as a body.
+    pub fn from_query(query: Option<&str>) -> Result<Self, OAuthError> {
+        Self::from_pairs(query.unwrap_or_default().as_bytes())
+    }
+
+    fn from_pairs(encoded: &[u8]) -> Result<Self, OAuthError> {
         let mut form = Self::default();
-        for (name, value) in form_urlencoded::parse(body) {
+        for (name, value) in form_urlencoded::parse(encoded) {
             if value.is_empty() {
                 continue;
             }

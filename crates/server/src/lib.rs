@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod authorization;
 pub mod client_auth;
 pub mod config;
 pub mod endpoints;
@@ -14,6 +15,7 @@ pub mod keyring;
 pub mod minting;
 pub mod seed;
 pub mod state;
+pub mod web;
 
 pub use app::{Parts, Running, StartError, prepare, router, serve, start};
 pub use config::Settings;

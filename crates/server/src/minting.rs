@@ -1,6 +1,7 @@
 //! Minting JWT access tokens (RFC 9068) with the active key: `aud` is the resource (RFC 8707).
 
-use mandate_core::jose::{ACCESS_TOKEN_TYP, AccessTokenClaims};
+use mandate_core::jose::{ACCESS_TOKEN_TYP, AccessTokenClaims, ID_TOKEN_TYP};
+use mandate_core::oidc::{self, IdTokenClaims};
 use mandate_core::{OAuthError, ResourceUri, ScopeSet};
 
 use crate::state::AppState;
@@ -37,4 +38,37 @@ pub fn mint_access_token(
         OAuthError::server_error()
     })?;
     Ok(MintedAccessToken { token, claims })
+}
+
+/// An ID token (OpenID Connect Core §2, §3.1.3.6) for the person behind `grant`.
+pub fn mint_id_token(
+    state: &AppState,
+    user: &mandate_core::User,
+    client: &mandate_core::Client,
+    grant: &mandate_store::Grant,
+    scope: &ScopeSet,
+    nonce: Option<&str>,
+    access_token: &str,
+) -> Result<String, OAuthError> {
+    let now = state.now();
+    let keys = state.keyring.current();
+    let email = user.email.clone().filter(|_| scope.contains("email"));
+    let claims = IdTokenClaims {
+        iss: state.settings.issuer.as_str().to_owned(),
+        sub: user.username.clone(),
+        aud: client.client_id.clone(),
+        azp: client.client_id.clone(),
+        exp: now + state.settings.id_token_ttl.as_secs() as i64,
+        iat: now,
+        auth_time: grant.auth_time,
+        nonce: nonce.map(str::to_owned),
+        at_hash: Some(oidc::at_hash(keys.active.alg, access_token)),
+        email_verified: email.as_ref().map(|_| false),
+        email,
+        preferred_username: scope.contains("profile").then(|| user.username.clone()),
+    };
+    keys.active.sign(ID_TOKEN_TYP, &claims).map_err(|e| {
+        tracing::error!(error = %e, kid = %keys.active.kid, "signing an ID token failed");
+        OAuthError::server_error()
+    })
 }

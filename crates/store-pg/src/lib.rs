@@ -14,10 +14,12 @@ use mandate_store::{
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions as _, Connection as _};
 
-/// Migrations take `pg_advisory_lock`, so instances starting together migrate once.
 #[cfg(feature = "testing")]
 pub mod testing;
 
+mod delegation;
+
+/// Migrations take `pg_advisory_lock`, so instances starting together migrate once.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Advisory lock key serialising signing-key changes across instances.
@@ -82,7 +84,9 @@ impl PgStore {
 impl ClientStore for PgStore {
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
         sqlx::query_as::<_, ClientRow>(
-            "SELECT client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes, resources, disabled
+            "SELECT client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes, resources,
+                    redirect_uris, post_logout_redirect_uris, application_type, require_pushed_authorization_requests,
+                    disabled
              FROM clients WHERE client_id = $1",
         )
         .bind(client_id)
@@ -96,13 +100,17 @@ impl ClientStore for PgStore {
         let r = ClientRow::from_client(client);
         sqlx::query(
             "INSERT INTO clients (client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes,
-                                  resources, disabled, source, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                  resources, redirect_uris, post_logout_redirect_uris, application_type,
+                                  require_pushed_authorization_requests, disabled, source, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              ON CONFLICT (client_id) DO UPDATE SET
                 client_name = excluded.client_name, secret_digest = excluded.secret_digest,
                 token_endpoint_auth_method = excluded.token_endpoint_auth_method, grant_types = excluded.grant_types,
-                scopes = excluded.scopes, resources = excluded.resources, disabled = excluded.disabled,
-                source = excluded.source, updated_at = excluded.updated_at",
+                scopes = excluded.scopes, resources = excluded.resources, redirect_uris = excluded.redirect_uris,
+                post_logout_redirect_uris = excluded.post_logout_redirect_uris,
+                application_type = excluded.application_type,
+                require_pushed_authorization_requests = excluded.require_pushed_authorization_requests,
+                disabled = excluded.disabled, source = excluded.source, updated_at = excluded.updated_at",
         )
         .bind(r.client_id)
         .bind(r.client_name)
@@ -111,6 +119,10 @@ impl ClientStore for PgStore {
         .bind(r.grant_types)
         .bind(r.scopes)
         .bind(r.resources)
+        .bind(r.redirect_uris)
+        .bind(r.post_logout_redirect_uris)
+        .bind(r.application_type)
+        .bind(r.require_pushed_authorization_requests)
         .bind(r.disabled)
         .bind(source.as_str())
         .bind(now)
@@ -202,6 +214,15 @@ impl UserStore for PgStore {
         .await?;
         Ok(())
     }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        Ok(sqlx::query_as::<_, UserRow>("SELECT username, password_hash, email, disabled FROM users ORDER BY username")
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(User::from)
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -272,10 +293,16 @@ impl RevocationStore for PgStore {
     }
 
     async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool> {
-        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE jti = $1")
-            .bind(jti)
-            .fetch_optional(&self.pool)
-            .await?;
+        let found: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM revoked_tokens WHERE jti = $1
+             UNION ALL
+             SELECT 1 FROM issued_access_tokens a JOIN grants g ON g.grant_id = a.grant_id
+             WHERE a.jti = $1 AND g.revoked_at IS NOT NULL
+             LIMIT 1",
+        )
+        .bind(jti)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(found.is_some())
     }
 

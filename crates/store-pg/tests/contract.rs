@@ -6,3 +6,12 @@ async fn fresh() -> mandate_store_pg::PgStore {
 }
 
 mandate_store::contract_tests!(fresh());
+
+/// Two instances (two pools) on one database: single-use consumption holds between them.
+#[tokio::test]
+async fn racing_redemptions_across_instances() {
+    let url = mandate_store_pg::testing::fresh_database().await;
+    let a = mandate_store_pg::PgStore::open(&url, Default::default()).await.unwrap();
+    let b = mandate_store_pg::PgStore::open(&url, Default::default()).await.unwrap();
+    mandate_store::contract::racing_redemptions_across_instances(&a, &b).await;
+}

@@ -14,6 +14,8 @@ use mandate_store::{
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+mod delegation;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, Clone)]
@@ -72,7 +74,9 @@ fn display(path: &Path) -> String {
 impl ClientStore for SqliteStore {
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
         sqlx::query_as::<_, ClientRow>(
-            "SELECT client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes, resources, disabled
+            "SELECT client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes, resources,
+                    redirect_uris, post_logout_redirect_uris, application_type, require_pushed_authorization_requests,
+                    disabled
              FROM clients WHERE client_id = ?",
         )
         .bind(client_id)
@@ -86,13 +90,17 @@ impl ClientStore for SqliteStore {
         let r = ClientRow::from_client(client);
         sqlx::query(
             "INSERT INTO clients (client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes,
-                                  resources, disabled, source, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  resources, redirect_uris, post_logout_redirect_uris, application_type,
+                                  require_pushed_authorization_requests, disabled, source, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (client_id) DO UPDATE SET
                 client_name = excluded.client_name, secret_digest = excluded.secret_digest,
                 token_endpoint_auth_method = excluded.token_endpoint_auth_method, grant_types = excluded.grant_types,
-                scopes = excluded.scopes, resources = excluded.resources, disabled = excluded.disabled,
-                source = excluded.source, updated_at = excluded.updated_at",
+                scopes = excluded.scopes, resources = excluded.resources, redirect_uris = excluded.redirect_uris,
+                post_logout_redirect_uris = excluded.post_logout_redirect_uris,
+                application_type = excluded.application_type,
+                require_pushed_authorization_requests = excluded.require_pushed_authorization_requests,
+                disabled = excluded.disabled, source = excluded.source, updated_at = excluded.updated_at",
         )
         .bind(r.client_id)
         .bind(r.client_name)
@@ -101,6 +109,10 @@ impl ClientStore for SqliteStore {
         .bind(r.grant_types)
         .bind(r.scopes)
         .bind(r.resources)
+        .bind(r.redirect_uris)
+        .bind(r.post_logout_redirect_uris)
+        .bind(r.application_type)
+        .bind(r.require_pushed_authorization_requests)
         .bind(r.disabled)
         .bind(source.as_str())
         .bind(now)
@@ -192,6 +204,15 @@ impl UserStore for SqliteStore {
         .await?;
         Ok(())
     }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        Ok(sqlx::query_as::<_, UserRow>("SELECT username, password_hash, email, disabled FROM users ORDER BY username")
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(User::from)
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -258,10 +279,17 @@ impl RevocationStore for SqliteStore {
     }
 
     async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE jti = ?")
-            .bind(jti)
-            .fetch_optional(&self.pool)
-            .await?;
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM revoked_tokens WHERE jti = ?
+             UNION ALL
+             SELECT 1 FROM issued_access_tokens a JOIN grants g ON g.grant_id = a.grant_id
+             WHERE a.jti = ? AND g.revoked_at IS NOT NULL
+             LIMIT 1",
+        )
+        .bind(jti)
+        .bind(jti)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(found.is_some())
     }
 

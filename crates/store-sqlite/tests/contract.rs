@@ -7,3 +7,13 @@ async fn fresh() -> mandate_store_sqlite::SqliteStore {
 }
 
 mandate_store::contract_tests!(fresh());
+
+/// Two instances (two pools) on one database file: single-use consumption holds between them.
+#[tokio::test]
+async fn racing_redemptions_across_instances() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let url = format!("sqlite://{}/mandate.db", dir.display());
+    let a = mandate_store_sqlite::SqliteStore::open(&url).await.unwrap();
+    let b = mandate_store_sqlite::SqliteStore::open(&url).await.unwrap();
+    mandate_store::contract::racing_redemptions_across_instances(&a, &b).await;
+}

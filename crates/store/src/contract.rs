@@ -1,13 +1,16 @@
 //! The storage contract: behaviour every backend must show. Each backend runs these checks
 //! against a fresh database through `contract_tests!`.
 
-use mandate_core::client::ClientSource;
+use mandate_core::client::{ApplicationType, ClientSource};
 use mandate_core::{
     AuditEvent, AuditKind, Client, GrantType, Resource, ResourceUri, ScopeSet, SecretDigest, TokenEndpointAuthMethod,
     User,
 };
 
-use crate::{Store, StoredKey};
+use crate::{
+    AuthorizationCode, AuthorizationRequest, BrowserSession, CodeRedemption, Consent, Grant, RefreshToken, RefreshUse,
+    Store, StoredKey,
+};
 
 /// Generates one `#[tokio::test]` per contract check; `$make` is an async expression giving a
 /// fresh store.
@@ -17,7 +20,12 @@ macro_rules! contract_tests {
         $crate::contract_tests!(@each $make;
             clients_round_trip, client_updates_keep_identity, config_clients_are_listed_and_disabled,
             resources_round_trip, users_round_trip, first_key_is_inserted_once, rotation_retires_and_publishes_until,
-            revocations_are_idempotent_and_purged, audit_appends_in_order_and_finds_by_jti, ping_answers);
+            revocations_are_idempotent_and_purged, audit_appends_in_order_and_finds_by_jti, ping_answers,
+            public_client_redirects_round_trip, users_are_listed_by_name, login_failures_count_within_window,
+            authorization_request_is_taken_once, expired_authorization_request_is_gone, code_is_redeemed_once,
+            racing_redemptions_have_one_winner, refresh_token_rotates_once, revoking_a_grant_revokes_its_tokens,
+            withdrawing_consent_revokes_the_pairs_grants, consents_are_replaced_listed_and_deleted,
+            sessions_expire, purge_drops_only_expired_delegation_rows);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -39,6 +47,10 @@ fn client(id: &str) -> Client {
         grant_types: vec![GrantType::ClientCredentials],
         scopes: ScopeSet::parse("tools:read tools:call").unwrap(),
         resources: Some(vec![ResourceUri::parse("https://mcp.example/mcp").unwrap()]),
+        redirect_uris: vec![],
+        post_logout_redirect_uris: vec![],
+        application_type: ApplicationType::Web,
+        require_pushed_authorization_requests: false,
         disabled: false,
     }
 }
@@ -167,4 +179,347 @@ pub async fn audit_appends_in_order_and_finds_by_jti(store: &dyn Store) {
 pub async fn ping_answers(store: &dyn Store) {
     store.ping().await.unwrap();
     assert!(["sqlite", "postgres"].contains(&store.backend()));
+}
+
+pub async fn public_client_redirects_round_trip(store: &dyn Store) {
+    let mut c = Client {
+        secret: None,
+        token_endpoint_auth_method: TokenEndpointAuthMethod::None,
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        redirect_uris: vec!["http://127.0.0.1/callback".into(), "com.example.app:/oauth2redirect".into()],
+        post_logout_redirect_uris: vec!["http://127.0.0.1/bye".into()],
+        application_type: ApplicationType::Native,
+        require_pushed_authorization_requests: true,
+        ..client("desktop-app")
+    };
+    store.put_client(&c, ClientSource::Config, 100).await.unwrap();
+    assert_eq!(store.get_client("desktop-app").await.unwrap(), Some(c.clone()));
+    c.redirect_uris = vec!["https://app.example/cb".into()];
+    c.post_logout_redirect_uris = vec![];
+    c.application_type = ApplicationType::Web;
+    c.require_pushed_authorization_requests = false;
+    store.put_client(&c, ClientSource::Config, 200).await.unwrap();
+    assert_eq!(store.get_client("desktop-app").await.unwrap(), Some(c), "an update replaces every new field");
+}
+
+pub async fn users_are_listed_by_name(store: &dyn Store) {
+    assert!(store.list_users().await.unwrap().is_empty());
+    for name in ["carol", "alice", "bob"] {
+        let u =
+            User { username: name.into(), password_hash: format!("$argon2id${name}"), email: None, disabled: false };
+        store.put_user(&u, 1).await.unwrap();
+    }
+    let users = store.list_users().await.unwrap();
+    assert_eq!(users.iter().map(|u| u.username.as_str()).collect::<Vec<_>>(), vec!["alice", "bob", "carol"]);
+    assert_eq!(users[1].password_hash, "$argon2id$bob");
+}
+
+pub async fn login_failures_count_within_window(store: &dyn Store) {
+    assert_eq!(store.login_failures("user:alice", 100, 60).await.unwrap(), 0);
+    assert_eq!(store.record_login_failure("user:alice", 100, 60).await.unwrap(), 1);
+    assert_eq!(store.record_login_failure("user:alice", 110, 60).await.unwrap(), 2);
+    assert_eq!(store.record_login_failure("user:alice", 120, 60).await.unwrap(), 3);
+    assert_eq!(store.record_login_failure("ip:192.0.2.1", 120, 60).await.unwrap(), 1, "keys are counted apart");
+    assert_eq!(store.login_failures("user:alice", 159, 60).await.unwrap(), 3);
+    assert_eq!(store.login_failures("user:alice", 160, 60).await.unwrap(), 2, "the failure at 100 left the window");
+    assert_eq!(store.record_login_failure("user:alice", 181, 60).await.unwrap(), 1, "only this one is within 60 s");
+    store.clear_login_failures("user:alice").await.unwrap();
+    assert_eq!(store.login_failures("user:alice", 181, 3600).await.unwrap(), 0);
+    assert_eq!(store.login_failures("ip:192.0.2.1", 121, 60).await.unwrap(), 1, "clearing one key keeps the others");
+}
+
+fn authorization_request(handle_hash: &str, expires_at: i64) -> AuthorizationRequest {
+    AuthorizationRequest {
+        handle_hash: handle_hash.into(),
+        client_id: "desktop-app".into(),
+        redirect_uri: "http://127.0.0.1:53127/callback".into(),
+        scope: "openid tools:read".into(),
+        resources: "https://mcp.example/mcp".into(),
+        state: Some("xyz".into()),
+        nonce: Some("n-0S6".into()),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        prompt: Some("login consent".into()),
+        max_age: Some(300),
+        pushed: true,
+        created_at: 100,
+        expires_at,
+    }
+}
+
+pub async fn authorization_request_is_taken_once(store: &dyn Store) {
+    let full = authorization_request("req-1", 200);
+    let bare = AuthorizationRequest {
+        handle_hash: "req-2".into(),
+        state: None,
+        nonce: None,
+        prompt: None,
+        max_age: None,
+        pushed: false,
+        ..full.clone()
+    };
+    store.put_authorization_request(&full).await.unwrap();
+    store.put_authorization_request(&bare).await.unwrap();
+    assert_eq!(store.get_authorization_request("req-1", 150).await.unwrap(), Some(full.clone()));
+    assert_eq!(store.get_authorization_request("req-2", 150).await.unwrap(), Some(bare.clone()));
+    assert_eq!(
+        store.get_authorization_request("req-1", 150).await.unwrap(),
+        Some(full.clone()),
+        "get does not consume"
+    );
+    assert_eq!(store.take_authorization_request("req-1", 150).await.unwrap(), Some(full));
+    assert_eq!(store.take_authorization_request("req-1", 150).await.unwrap(), None, "taken twice");
+    assert_eq!(store.get_authorization_request("req-1", 150).await.unwrap(), None);
+    assert_eq!(store.take_authorization_request("req-2", 150).await.unwrap(), Some(bare));
+    assert_eq!(store.take_authorization_request("nope", 150).await.unwrap(), None);
+}
+
+pub async fn expired_authorization_request_is_gone(store: &dyn Store) {
+    store.put_authorization_request(&authorization_request("req-1", 200)).await.unwrap();
+    assert!(store.get_authorization_request("req-1", 199).await.unwrap().is_some());
+    assert_eq!(store.get_authorization_request("req-1", 200).await.unwrap(), None);
+    assert_eq!(store.take_authorization_request("req-1", 200).await.unwrap(), None);
+    assert_eq!(store.take_authorization_request("req-1", 201).await.unwrap(), None);
+}
+
+fn grant(grant_id: &str, username: &str, client_id: &str) -> Grant {
+    Grant {
+        grant_id: grant_id.into(),
+        client_id: client_id.into(),
+        username: username.into(),
+        scope: "openid tools:read".into(),
+        resources: "https://mcp.example/mcp".into(),
+        auth_time: 90,
+        created_at: 100,
+        revoked_at: None,
+    }
+}
+
+fn code(code_hash: &str, grant_id: &str, expires_at: i64) -> AuthorizationCode {
+    AuthorizationCode {
+        code_hash: code_hash.into(),
+        grant_id: grant_id.into(),
+        client_id: "desktop-app".into(),
+        redirect_uri: "http://127.0.0.1:53127/callback".into(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        nonce: Some("n-0S6".into()),
+        created_at: 100,
+        expires_at,
+        used_at: None,
+    }
+}
+
+fn refresh_token(token_hash: &str, grant_id: &str, parent_hash: Option<&str>, expires_at: i64) -> RefreshToken {
+    RefreshToken {
+        token_hash: token_hash.into(),
+        grant_id: grant_id.into(),
+        client_id: "desktop-app".into(),
+        parent_hash: parent_hash.map(str::to_owned),
+        scope: "tools:read".into(),
+        created_at: 100,
+        expires_at,
+        used_at: None,
+    }
+}
+
+pub async fn code_is_redeemed_once(store: &dyn Store) {
+    store.put_grant(&grant("g1", "alice", "desktop-app")).await.unwrap();
+    assert_eq!(store.get_grant("g1").await.unwrap(), Some(grant("g1", "alice", "desktop-app")));
+    assert_eq!(store.get_grant("g2").await.unwrap(), None);
+    let c = code("c1", "g1", 160);
+    store.put_code(&c).await.unwrap();
+    let used = AuthorizationCode { used_at: Some(110), ..c };
+    assert_eq!(store.redeem_code("c1", 110).await.unwrap(), CodeRedemption::Redeemed(used.clone()));
+    assert_eq!(store.redeem_code("c1", 120).await.unwrap(), CodeRedemption::AlreadyUsed(used.clone()));
+    assert_eq!(
+        store.redeem_code("c1", 500).await.unwrap(),
+        CodeRedemption::AlreadyUsed(used),
+        "a replay after expiry is still reported, so what the code issued can be revoked"
+    );
+    assert_eq!(store.redeem_code("unknown", 110).await.unwrap(), CodeRedemption::Unknown);
+
+    store.put_code(&code("c2", "g1", 160)).await.unwrap();
+    assert_eq!(store.redeem_code("c2", 160).await.unwrap(), CodeRedemption::Unknown, "expired at 160");
+    assert_eq!(store.redeem_code("c2", 161).await.unwrap(), CodeRedemption::Unknown, "an expired code stays unused");
+}
+
+pub async fn racing_redemptions_have_one_winner(store: &dyn Store) {
+    racing_redemptions_across_instances(store, store).await;
+}
+
+/// Two callers (tasks of one instance, or two instances on one database) present the same code,
+/// or the same refresh token, at once: exactly one consumes it.
+pub async fn racing_redemptions_across_instances(a: &dyn Store, b: &dyn Store) {
+    a.put_grant(&grant("g1", "alice", "desktop-app")).await.unwrap();
+    for i in 0..16 {
+        let hash = format!("code-{i}");
+        a.put_code(&code(&hash, "g1", 1000)).await.unwrap();
+        let (first, second) = tokio::join!(a.redeem_code(&hash, 110), b.redeem_code(&hash, 110));
+        let outcomes = [first.unwrap(), second.unwrap()];
+        let redeemed = outcomes.iter().filter(|o| matches!(o, CodeRedemption::Redeemed(_))).count();
+        let replayed = outcomes.iter().filter(|o| matches!(o, CodeRedemption::AlreadyUsed(_))).count();
+        assert_eq!((redeemed, replayed), (1, 1), "round {i}: {outcomes:?}");
+
+        let hash = format!("refresh-{i}");
+        a.put_refresh_token(&refresh_token(&hash, "g1", None, 1000)).await.unwrap();
+        let (first, second) = tokio::join!(a.use_refresh_token(&hash, 110), b.use_refresh_token(&hash, 110));
+        let outcomes = [first.unwrap(), second.unwrap()];
+        let rotated = outcomes.iter().filter(|o| matches!(o, RefreshUse::Rotated(_))).count();
+        let replayed = outcomes.iter().filter(|o| matches!(o, RefreshUse::AlreadyUsed(_))).count();
+        assert_eq!((rotated, replayed), (1, 1), "round {i}: {outcomes:?}");
+    }
+}
+
+pub async fn refresh_token_rotates_once(store: &dyn Store) {
+    store.put_grant(&grant("g1", "alice", "desktop-app")).await.unwrap();
+    let first = refresh_token("r1", "g1", None, 1000);
+    store.put_refresh_token(&first).await.unwrap();
+    assert_eq!(store.get_refresh_token("r1").await.unwrap(), Some(first.clone()));
+    let used = RefreshToken { used_at: Some(200), ..first };
+    assert_eq!(store.use_refresh_token("r1", 200).await.unwrap(), RefreshUse::Rotated(used.clone()));
+    let next = refresh_token("r2", "g1", Some("r1"), 1200);
+    store.put_refresh_token(&next).await.unwrap();
+    assert_eq!(
+        store.use_refresh_token("r1", 210).await.unwrap(),
+        RefreshUse::AlreadyUsed(used.clone()),
+        "used_at says when it was first used"
+    );
+    assert_eq!(store.get_refresh_token("r1").await.unwrap(), Some(used));
+    assert_eq!(store.get_refresh_token("r2").await.unwrap(), Some(next.clone()));
+    assert_eq!(
+        store.use_refresh_token("r2", 220).await.unwrap(),
+        RefreshUse::Rotated(RefreshToken { used_at: Some(220), ..next })
+    );
+    assert_eq!(store.use_refresh_token("unknown", 220).await.unwrap(), RefreshUse::Unknown);
+    assert_eq!(store.get_refresh_token("unknown").await.unwrap(), None);
+
+    store.put_refresh_token(&refresh_token("r3", "g1", None, 300)).await.unwrap();
+    assert_eq!(store.use_refresh_token("r3", 300).await.unwrap(), RefreshUse::Unknown, "expired at 300");
+    assert_eq!(store.get_refresh_token("r3").await.unwrap().unwrap().used_at, None, "an expired token is not consumed");
+}
+
+pub async fn revoking_a_grant_revokes_its_tokens(store: &dyn Store) {
+    store.put_grant(&grant("g1", "alice", "desktop-app")).await.unwrap();
+    store.put_grant(&grant("g2", "alice", "desktop-app")).await.unwrap();
+    store.put_refresh_token(&refresh_token("r1-used", "g1", None, 1000)).await.unwrap();
+    store.put_refresh_token(&refresh_token("r1", "g1", Some("r1-used"), 1000)).await.unwrap();
+    store.put_refresh_token(&refresh_token("r2", "g2", None, 1000)).await.unwrap();
+    store.put_code(&code("c1", "g1", 1000)).await.unwrap();
+    assert!(matches!(store.use_refresh_token("r1-used", 150).await.unwrap(), RefreshUse::Rotated(_)));
+    store.record_access_token("jti-1", "g1", 1000).await.unwrap();
+    store.record_access_token("jti-1", "g1", 1000).await.unwrap();
+    store.record_access_token("jti-2", "g2", 1000).await.unwrap();
+    assert!(!store.is_access_token_revoked("jti-1").await.unwrap(), "recorded is not revoked");
+
+    assert!(store.revoke_grant("g1", 300).await.unwrap());
+    assert!(!store.revoke_grant("g1", 400).await.unwrap(), "already revoked");
+    assert!(!store.revoke_grant("nope", 400).await.unwrap());
+    assert_eq!(store.get_grant("g1").await.unwrap().unwrap().revoked_at, Some(300), "first revocation time kept");
+
+    assert_eq!(store.use_refresh_token("r1", 310).await.unwrap(), RefreshUse::Unknown);
+    assert_eq!(store.use_refresh_token("r1-used", 310).await.unwrap(), RefreshUse::Unknown);
+    assert_eq!(store.redeem_code("c1", 310).await.unwrap(), CodeRedemption::Unknown);
+    assert!(store.is_access_token_revoked("jti-1").await.unwrap());
+    assert!(!store.is_access_token_revoked("jti-2").await.unwrap(), "another grant's token");
+    assert!(!store.is_access_token_revoked("jti-unknown").await.unwrap());
+    assert!(matches!(store.use_refresh_token("r2", 310).await.unwrap(), RefreshUse::Rotated(_)), "g2 is live");
+}
+
+pub async fn withdrawing_consent_revokes_the_pairs_grants(store: &dyn Store) {
+    for (id, user, client) in
+        [("g1", "alice", "app"), ("g2", "alice", "app"), ("g3", "alice", "other"), ("g4", "bob", "app")]
+    {
+        store.put_grant(&grant(id, user, client)).await.unwrap();
+    }
+    assert!(store.revoke_grant("g2", 200).await.unwrap());
+    store.record_access_token("jti-1", "g1", 1000).await.unwrap();
+    assert_eq!(store.revoke_grants_of("alice", "app", 300).await.unwrap(), 1, "g2 was revoked already");
+    assert_eq!(store.get_grant("g1").await.unwrap().unwrap().revoked_at, Some(300));
+    assert_eq!(store.get_grant("g2").await.unwrap().unwrap().revoked_at, Some(200));
+    assert_eq!(store.get_grant("g3").await.unwrap().unwrap().revoked_at, None, "another client");
+    assert_eq!(store.get_grant("g4").await.unwrap().unwrap().revoked_at, None, "another person");
+    assert!(store.is_access_token_revoked("jti-1").await.unwrap());
+    assert_eq!(store.revoke_grants_of("alice", "app", 400).await.unwrap(), 0);
+}
+
+fn consent(username: &str, client_id: &str, resources: &str, scope: &str, granted_at: i64) -> Consent {
+    Consent {
+        username: username.into(),
+        client_id: client_id.into(),
+        resources: resources.into(),
+        scope: scope.into(),
+        granted_at,
+    }
+}
+
+pub async fn consents_are_replaced_listed_and_deleted(store: &dyn Store) {
+    let both = "https://a.example/mcp https://b.example/mcp";
+    assert_eq!(store.get_consent("alice", "app", both).await.unwrap(), None);
+    store.put_consent(&consent("alice", "app", both, "tools:read", 10)).await.unwrap();
+    let wider = consent("alice", "app", both, "tools:read tools:call", 20);
+    store.put_consent(&wider).await.unwrap();
+    assert_eq!(store.get_consent("alice", "app", both).await.unwrap(), Some(wider.clone()), "replaced");
+    assert_eq!(store.get_consent("alice", "app", "https://a.example/mcp").await.unwrap(), None, "resources are key");
+
+    let zed = consent("alice", "zed", "https://a.example/mcp", "tools:read", 5);
+    let one = consent("alice", "app", "https://c.example/mcp", "tools:read", 30);
+    store.put_consent(&zed).await.unwrap();
+    store.put_consent(&one).await.unwrap();
+    store.put_consent(&consent("bob", "app", both, "tools:read", 40)).await.unwrap();
+    assert_eq!(store.list_consents("alice").await.unwrap(), vec![wider, one.clone(), zed.clone()]);
+
+    assert!(store.delete_consent("alice", "app", both).await.unwrap());
+    assert!(!store.delete_consent("alice", "app", both).await.unwrap());
+    assert_eq!(store.get_consent("alice", "app", both).await.unwrap(), None);
+    assert_eq!(store.list_consents("alice").await.unwrap(), vec![one, zed]);
+    assert_eq!(store.list_consents("bob").await.unwrap().len(), 1);
+    assert!(store.list_consents("carol").await.unwrap().is_empty());
+}
+
+pub async fn sessions_expire(store: &dyn Store) {
+    let s = BrowserSession { session_hash: "s1".into(), username: "alice".into(), auth_time: 100, expires_at: 500 };
+    store.put_session(&s).await.unwrap();
+    assert_eq!(store.get_session("s1", 499).await.unwrap(), Some(s.clone()));
+    assert_eq!(store.get_session("s1", 500).await.unwrap(), None, "expired at 500");
+    assert_eq!(store.get_session("s2", 100).await.unwrap(), None);
+    let renewed = BrowserSession { auth_time: 450, expires_at: 900, ..s };
+    store.put_session(&renewed).await.unwrap();
+    assert_eq!(store.get_session("s1", 600).await.unwrap(), Some(renewed));
+    store.delete_session("s1").await.unwrap();
+    assert_eq!(store.get_session("s1", 100).await.unwrap(), None);
+    store.delete_session("s1").await.unwrap();
+}
+
+pub async fn purge_drops_only_expired_delegation_rows(store: &dyn Store) {
+    let now = 100_000;
+    store.put_grant(&grant("g1", "alice", "desktop-app")).await.unwrap();
+    store.put_authorization_request(&authorization_request("req-old", now)).await.unwrap();
+    store.put_authorization_request(&authorization_request("req-new", now + 1)).await.unwrap();
+    store.put_code(&code("c-old", "g1", now)).await.unwrap();
+    store.put_code(&code("c-new", "g1", now + 1)).await.unwrap();
+    store.put_refresh_token(&refresh_token("r-old", "g1", None, now)).await.unwrap();
+    store.put_refresh_token(&refresh_token("r-new", "g1", Some("r-old"), now + 1)).await.unwrap();
+    store.record_access_token("jti-old", "g1", now).await.unwrap();
+    store.record_access_token("jti-new", "g1", now + 1).await.unwrap();
+    for (hash, expires_at) in [("s-old", now), ("s-new", now + 1)] {
+        let s = BrowserSession { session_hash: hash.into(), username: "alice".into(), auth_time: 1, expires_at };
+        store.put_session(&s).await.unwrap();
+    }
+    store.record_login_failure("user:alice", now - 86_400, 60).await.unwrap();
+    store.record_login_failure("user:alice", now - 86_399, 60).await.unwrap();
+
+    assert_eq!(store.purge_expired_delegation(now).await.unwrap(), 6, "one expired row of each kind");
+    assert_eq!(store.purge_expired_delegation(now).await.unwrap(), 0);
+
+    assert_eq!(store.get_authorization_request("req-old", 1).await.unwrap(), None);
+    assert!(store.get_authorization_request("req-new", 1).await.unwrap().is_some());
+    assert_eq!(store.get_refresh_token("r-old").await.unwrap(), None);
+    assert!(store.get_refresh_token("r-new").await.unwrap().is_some());
+    assert_eq!(store.get_session("s-old", 1).await.unwrap(), None);
+    assert!(store.get_session("s-new", 1).await.unwrap().is_some());
+    assert_eq!(store.login_failures("user:alice", now, 200_000).await.unwrap(), 1);
+    assert!(matches!(store.redeem_code("c-new", now).await.unwrap(), CodeRedemption::Redeemed(_)));
+    assert!(store.get_grant("g1").await.unwrap().is_some(), "grants outlive their tokens");
+    store.revoke_grant("g1", now).await.unwrap();
+    assert!(!store.is_access_token_revoked("jti-old").await.unwrap(), "its record was purged");
+    assert!(store.is_access_token_revoked("jti-new").await.unwrap());
 }

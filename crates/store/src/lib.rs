@@ -4,6 +4,7 @@
 //! secrets as digests, signing keys as PKCS#8 that a later key-encryption key will wrap).
 
 pub mod contract;
+pub mod delegation;
 mod error;
 pub mod rows;
 
@@ -11,6 +12,9 @@ use async_trait::async_trait;
 use mandate_core::client::ClientSource;
 use mandate_core::{AuditEvent, Client, Resource, ResourceUri, UnixTime, User};
 
+pub use delegation::{
+    AuthorizationCode, AuthorizationRequest, BrowserSession, CodeRedemption, Consent, Grant, RefreshToken, RefreshUse,
+};
 pub use error::StoreError;
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -35,6 +39,80 @@ pub trait ResourceStore: Send + Sync {
 pub trait UserStore: Send + Sync {
     async fn get_user(&self, username: &str) -> StoreResult<Option<User>>;
     async fn put_user(&self, user: &User, now: UnixTime) -> StoreResult<()>;
+    /// Every user, ordered by username.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+}
+
+/// Failed sign-ins counted per key (`user:<name>`, `ip:<address>`), shared by every instance.
+#[async_trait]
+pub trait LoginThrottleStore: Send + Sync {
+    /// Counts a failure; failures older than `window` seconds are forgotten. Returns the count
+    /// within the window, this one included.
+    async fn record_login_failure(&self, key: &str, now: UnixTime, window: i64) -> StoreResult<u32>;
+    /// Failures within the last `window` seconds.
+    async fn login_failures(&self, key: &str, now: UnixTime, window: i64) -> StoreResult<u32>;
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait AuthorizationRequestStore: Send + Sync {
+    async fn put_authorization_request(&self, request: &AuthorizationRequest) -> StoreResult<()>;
+    /// The request if it exists and has not expired at `now`.
+    async fn get_authorization_request(
+        &self,
+        handle_hash: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<AuthorizationRequest>>;
+    /// Removes and returns it, atomically: of two racing callers, one gets it.
+    async fn take_authorization_request(
+        &self,
+        handle_hash: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<AuthorizationRequest>>;
+}
+
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    async fn put_grant(&self, grant: &Grant) -> StoreResult<()>;
+    async fn get_grant(&self, grant_id: &str) -> StoreResult<Option<Grant>>;
+    /// Marks the grant revoked (idempotent); every refresh token and recorded access token of it
+    /// becomes invalid. Returns whether it was live before.
+    async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> StoreResult<bool>;
+    /// Revokes every live grant of this person for this client (consent withdrawn).
+    async fn revoke_grants_of(&self, username: &str, client_id: &str, now: UnixTime) -> StoreResult<u64>;
+
+    async fn put_code(&self, code: &AuthorizationCode) -> StoreResult<()>;
+    /// Consumes the code in one atomic statement (`UPDATE … WHERE used_at IS NULL`).
+    async fn redeem_code(&self, code_hash: &str, now: UnixTime) -> StoreResult<CodeRedemption>;
+
+    async fn put_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
+    /// Marks the token used in one atomic statement; reports whether this call did.
+    async fn use_refresh_token(&self, token_hash: &str, now: UnixTime) -> StoreResult<RefreshUse>;
+    async fn get_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>>;
+
+    /// Remembers that access token `jti` came from `grant_id`, so revoking the grant revokes it.
+    async fn record_access_token(&self, jti: &str, grant_id: &str, expires_at: UnixTime) -> StoreResult<()>;
+
+    /// Drops expired authorization requests, codes, refresh tokens, access-token records and
+    /// sessions (and login failures older than a day); returns how many rows went.
+    async fn purge_expired_delegation(&self, now: UnixTime) -> StoreResult<u64>;
+}
+
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    async fn get_consent(&self, username: &str, client_id: &str, resources: &str) -> StoreResult<Option<Consent>>;
+    /// Inserts or replaces.
+    async fn put_consent(&self, consent: &Consent) -> StoreResult<()>;
+    async fn list_consents(&self, username: &str) -> StoreResult<Vec<Consent>>;
+    async fn delete_consent(&self, username: &str, client_id: &str, resources: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn put_session(&self, session: &BrowserSession) -> StoreResult<()>;
+    /// The session if it exists and has not expired at `now`.
+    async fn get_session(&self, session_hash: &str, now: UnixTime) -> StoreResult<Option<BrowserSession>>;
+    async fn delete_session(&self, session_hash: &str) -> StoreResult<()>;
 }
 
 /// A signing key as stored: the private key is PKCS#8 DER.
@@ -65,6 +143,7 @@ pub trait KeyStore: Send + Sync {
 pub trait RevocationStore: Send + Sync {
     /// Records a revoked access token until it would have expired anyway. Idempotent.
     async fn revoke_access_token(&self, jti: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<()>;
+    /// Revoked itself, or issued from a grant that has been revoked since.
     async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool>;
     /// Drops revocations of tokens that have expired; returns how many.
     async fn purge_expired_revocations(&self, now: UnixTime) -> StoreResult<u64>;
@@ -80,7 +159,19 @@ pub trait AuditStore: Send + Sync {
 
 /// Everything the server needs from storage.
 #[async_trait]
-pub trait Store: ClientStore + ResourceStore + UserStore + KeyStore + RevocationStore + AuditStore {
+pub trait Store:
+    ClientStore
+    + ResourceStore
+    + UserStore
+    + KeyStore
+    + RevocationStore
+    + AuditStore
+    + LoginThrottleStore
+    + AuthorizationRequestStore
+    + GrantStore
+    + ConsentStore
+    + SessionStore
+{
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
     fn backend(&self) -> &'static str;

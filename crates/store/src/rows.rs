@@ -1,9 +1,11 @@
 //! Row shapes shared by both backends, and their conversion to and from domain values. Lists are
-//! stored as space-separated text: scope tokens, grant types and canonical URIs hold no spaces.
+//! stored as space-separated text: scope tokens, grant types, canonical URIs and redirect URIs hold
+//! no spaces.
 
-use mandate_core::client::ClientSource;
+use mandate_core::client::{ApplicationType, ClientSource};
 use mandate_core::{AuditEvent, AuditKind, Client, Resource, ResourceUri, ScopeSet, SecretDigest, User};
 
+use crate::delegation::{AuthorizationCode, AuthorizationRequest, BrowserSession, Consent, Grant, RefreshToken};
 use crate::{StoreError, StoredKey};
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -27,6 +29,10 @@ pub struct ClientRow {
     pub grant_types: String,
     pub scopes: String,
     pub resources: Option<String>,
+    pub redirect_uris: String,
+    pub post_logout_redirect_uris: String,
+    pub application_type: String,
+    pub require_pushed_authorization_requests: bool,
     pub disabled: bool,
 }
 
@@ -40,6 +46,10 @@ impl ClientRow {
             grant_types: join(c.grant_types.iter().map(|g| g.as_str())),
             scopes: c.scopes.to_string(),
             resources: c.resources.as_ref().map(|r| join(r.iter().map(ResourceUri::as_str))),
+            redirect_uris: join(&c.redirect_uris),
+            post_logout_redirect_uris: join(&c.post_logout_redirect_uris),
+            application_type: c.application_type.as_str().to_owned(),
+            require_pushed_authorization_requests: c.require_pushed_authorization_requests,
             disabled: c.disabled,
         }
     }
@@ -71,6 +81,11 @@ impl ClientRow {
                 .map(|r| r.split_whitespace().map(ResourceUri::parse).collect::<Result<Vec<_>, _>>())
                 .transpose()
                 .map_err(|e| corrupt(&ctx("resources"), e))?,
+            redirect_uris: self.redirect_uris.split_whitespace().map(str::to_owned).collect(),
+            post_logout_redirect_uris: self.post_logout_redirect_uris.split_whitespace().map(str::to_owned).collect(),
+            application_type: ApplicationType::parse(&self.application_type)
+                .ok_or_else(|| corrupt(&ctx("application_type"), &self.application_type))?,
+            require_pushed_authorization_requests: self.require_pushed_authorization_requests,
             client_id: self.client_id,
             client_name: self.client_name,
             disabled: self.disabled,
@@ -167,5 +182,173 @@ impl AuditRow {
             parent_jti: self.parent_jti,
             detail: self.detail,
         })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct AuthorizationRequestRow {
+    pub handle_hash: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub resources: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub prompt: Option<String>,
+    pub max_age: Option<i64>,
+    pub pushed: bool,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl From<AuthorizationRequestRow> for AuthorizationRequest {
+    fn from(r: AuthorizationRequestRow) -> Self {
+        AuthorizationRequest {
+            handle_hash: r.handle_hash,
+            client_id: r.client_id,
+            redirect_uri: r.redirect_uri,
+            scope: r.scope,
+            resources: r.resources,
+            state: r.state,
+            nonce: r.nonce,
+            code_challenge: r.code_challenge,
+            prompt: r.prompt,
+            max_age: r.max_age,
+            pushed: r.pushed,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct GrantRow {
+    pub grant_id: String,
+    pub client_id: String,
+    pub username: String,
+    pub scope: String,
+    pub resources: String,
+    pub auth_time: i64,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl From<GrantRow> for Grant {
+    fn from(r: GrantRow) -> Self {
+        Grant {
+            grant_id: r.grant_id,
+            client_id: r.client_id,
+            username: r.username,
+            scope: r.scope,
+            resources: r.resources,
+            auth_time: r.auth_time,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct AuthorizationCodeRow {
+    pub code_hash: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub nonce: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+impl From<AuthorizationCodeRow> for AuthorizationCode {
+    fn from(r: AuthorizationCodeRow) -> Self {
+        AuthorizationCode {
+            code_hash: r.code_hash,
+            grant_id: r.grant_id,
+            client_id: r.client_id,
+            redirect_uri: r.redirect_uri,
+            code_challenge: r.code_challenge,
+            nonce: r.nonce,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            used_at: r.used_at,
+        }
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct RefreshTokenRow {
+    pub token_hash: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub parent_hash: Option<String>,
+    pub scope: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+impl From<RefreshTokenRow> for RefreshToken {
+    fn from(r: RefreshTokenRow) -> Self {
+        RefreshToken {
+            token_hash: r.token_hash,
+            grant_id: r.grant_id,
+            client_id: r.client_id,
+            parent_hash: r.parent_hash,
+            scope: r.scope,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            used_at: r.used_at,
+        }
+    }
+}
+
+/// A refresh token as seen by `use_refresh_token` after losing (or not finding) the atomic update.
+#[derive(Debug, sqlx::FromRow)]
+pub struct RefreshTokenStateRow {
+    #[sqlx(flatten)]
+    pub token: RefreshTokenRow,
+    pub grant_revoked_at: Option<i64>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct ConsentRow {
+    pub username: String,
+    pub client_id: String,
+    pub resources: String,
+    pub scope: String,
+    pub granted_at: i64,
+}
+
+impl From<ConsentRow> for Consent {
+    fn from(r: ConsentRow) -> Self {
+        Consent {
+            username: r.username,
+            client_id: r.client_id,
+            resources: r.resources,
+            scope: r.scope,
+            granted_at: r.granted_at,
+        }
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct BrowserSessionRow {
+    pub session_hash: String,
+    pub username: String,
+    pub auth_time: i64,
+    pub expires_at: i64,
+}
+
+impl From<BrowserSessionRow> for BrowserSession {
+    fn from(r: BrowserSessionRow) -> Self {
+        BrowserSession {
+            session_hash: r.session_hash,
+            username: r.username,
+            auth_time: r.auth_time,
+            expires_at: r.expires_at,
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use mandate_core::TokenEndpointAuthMethod;
+use mandate_core::{TokenEndpointAuthMethod, oidc};
 use serde_json::{Value, json};
 
 use crate::error::Failure;
@@ -18,21 +18,40 @@ pub async fn metadata(state: &AppState) -> Result<Value, Failure> {
     let mut scopes: Vec<String> = state.store.list_resources().await?.iter().flat_map(|r| r.scopes.to_vec()).collect();
     scopes.sort();
     scopes.dedup();
+    scopes.extend(oidc::SCOPES.iter().map(|s| (*s).to_owned()));
+    scopes.sort();
+    scopes.dedup();
     let auth_methods: Vec<&str> = TokenEndpointAuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+    // Introspection needs a confidential client: no `none` there.
+    let confidential: Vec<&str> = auth_methods.iter().copied().filter(|m| *m != "none").collect();
     Ok(json!({
         "issuer": issuer.as_str(),
+        "authorization_endpoint": issuer.endpoint("/authorize"),
+        "pushed_authorization_request_endpoint": issuer.endpoint("/par"),
+        "require_pushed_authorization_requests": false,
         "token_endpoint": issuer.endpoint("/token"),
+        "userinfo_endpoint": issuer.endpoint("/userinfo"),
+        "end_session_endpoint": issuer.endpoint("/logout"),
         "jwks_uri": issuer.endpoint("/jwks.json"),
         "introspection_endpoint": issuer.endpoint("/introspect"),
         "revocation_endpoint": issuer.endpoint("/revoke"),
         "grant_types_supported": state.grants.supported(),
-        // No authorization endpoint yet, so no response types; the list is required (RFC 8414 §2).
-        "response_types_supported": [],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
         "token_endpoint_auth_methods_supported": auth_methods,
-        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": confidential,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "scopes_supported": scopes,
         // MCP authorization: S256 must be listed in both the OAuth and the OpenID documents.
         "code_challenge_methods_supported": ["S256"],
+        // RFC 9207: `iss` in every authorization response, errors included.
+        "authorization_response_iss_parameter_supported": true,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [state.keyring.current().active.alg.as_str()],
+        "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "email", "email_verified", "preferred_username"],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
     }))
 }

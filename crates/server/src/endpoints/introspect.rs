@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
+use mandate_core::OAuthError;
 use mandate_core::jose::{TokenRejected, verify_access_token};
 use serde_json::json;
 
@@ -14,7 +15,10 @@ use crate::form::OAuthForm;
 use crate::state::AppState;
 
 pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAuthForm) -> Result<Response, Failure> {
-    client_auth::authenticate(state.store.as_ref(), &headers, &form).await?;
+    let caller = client_auth::authenticate(state.store.as_ref(), &headers, &form).await?;
+    if caller.is_public() {
+        return Err(OAuthError::invalid_client("introspection needs an authenticated (confidential) client").into());
+    }
     let token = form.require("token")?;
     // token_type_hint is only a hint (§2.1); mandate looks the token up by its form alone.
     let Some(claims) = verified_access_token(&state, token).await else {

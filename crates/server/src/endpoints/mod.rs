@@ -1,12 +1,19 @@
 //! HTTP endpoints of the authorization server, one module each.
 
+pub mod account;
+pub mod authorize;
+pub mod consent;
 pub mod discovery;
 pub mod health;
 pub mod introspect;
 pub mod jwks;
+pub mod login;
+pub mod logout;
 pub mod metrics;
+pub mod par;
 pub mod revoke;
 pub mod token;
+pub mod userinfo;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};

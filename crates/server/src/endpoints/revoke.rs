@@ -1,14 +1,14 @@
 //! Token revocation (RFC 7009). Unknown or invalid tokens get 200 (§2.2); a client may revoke
-//! only tokens issued to it. A revoked access token stays on record until it would have expired,
+//! only tokens issued to it. Revoking a refresh token revokes its grant and every token from it. A revoked access token stays on record until it would have expired,
 //! so every instance sharing the database sees it as inactive.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use mandate_core::{AuditEvent, AuditKind, OAuthError};
+use mandate_core::{AuditEvent, AuditKind, OAuthError, SecretDigest};
 
 use super::introspect::verified_access_token;
-use crate::audit::record_issuance;
+use crate::audit::{record_issuance, revoke_grant};
 use crate::client_auth;
 use crate::error::{Failure, store_error};
 use crate::form::OAuthForm;
@@ -28,6 +28,14 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAu
     }
     let ok = || ([(axum::http::header::CACHE_CONTROL, "no-store")], StatusCode::OK).into_response();
     let Some(claims) = verified_access_token(&state, token).await else {
+        // Not an access token: a refresh token revokes its whole grant (RFC 7009 §2.1).
+        let refresh = state.store.get_refresh_token(&SecretDigest::of(token).encode()).await.map_err(store_error)?;
+        if let Some(refresh) = refresh {
+            if refresh.client_id != client.client_id {
+                return Err(OAuthError::invalid_request("the token was not issued to this client").into());
+            }
+            revoke_grant(&state, &refresh.grant_id, &client.client_id, "refresh token revoked by its client").await?;
+        }
         return Ok(ok());
     };
     if claims.client_id != client.client_id {

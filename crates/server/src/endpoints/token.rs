@@ -77,12 +77,19 @@ async fn issue(
     metrics::counter!("mandate_tokens_issued_total", "grant_type" => grant.as_str()).increment(1);
     tracing::info!(grant_type, client_id = %client.client_id, jti = %issued.jti, aud = %issued.audience, "token issued");
 
-    Ok(no_store_json(json!({
+    let mut body = json!({
         "access_token": issued.access_token,
         "token_type": "Bearer",
         "expires_in": issued.expires_in,
         "scope": issued.scope.to_string(),
-    })))
+    });
+    if let Some(refresh_token) = issued.refresh_token {
+        body["refresh_token"] = json!(refresh_token);
+    }
+    if let Some(id_token) = issued.id_token {
+        body["id_token"] = json!(id_token);
+    }
+    Ok(no_store_json(body))
 }
 
 async fn refuse(state: &AppState, form: Option<&OAuthForm>, client_id: Option<&str>, e: &OAuthError) {

@@ -14,6 +14,9 @@ pub struct ClientCredentials;
 #[async_trait]
 impl GrantHandler for ClientCredentials {
     async fn handle(&self, state: &AppState, client: &Client, form: &OAuthForm) -> Result<Issued, OAuthError> {
+        if client.is_public() {
+            return Err(OAuthError::unauthorized_client("a public client cannot use client_credentials"));
+        }
         let resource = resolve_resource(state, client, form).await?;
         let scope = grant_scope(client, &resource, form)?;
         let minted = mint_access_token(state, &client.client_id, &client.client_id, &resource.uri, &scope)?;
@@ -25,6 +28,8 @@ impl GrantHandler for ClientCredentials {
             subject: minted.claims.sub,
             audience: resource.uri,
             parent_jti: None,
+            refresh_token: None,
+            id_token: None,
         })
     }
 }

@@ -1,7 +1,10 @@
 //! Grant handlers, one per `grant_type`, behind one signature; the registry dispatches to them.
 //! Adding a grant is a new module and one line in `GrantRegistry::standard`.
 
+mod authorization_code;
 mod client_credentials;
+mod delegated;
+mod refresh_token;
 
 use std::collections::HashMap;
 
@@ -22,6 +25,10 @@ pub struct Issued {
     pub audience: ResourceUri,
     /// The token or grant this one derives from (RFC 8693 chains, refresh families).
     pub parent_jti: Option<String>,
+    /// Rotated with every use; only when `offline_access` was granted.
+    pub refresh_token: Option<String>,
+    /// OpenID Connect: when `openid` was granted.
+    pub id_token: Option<String>,
 }
 
 #[async_trait]
@@ -40,6 +47,14 @@ impl GrantRegistry {
         handlers.insert(
             GrantType::ClientCredentials.as_str(),
             (GrantType::ClientCredentials, Box::new(client_credentials::ClientCredentials)),
+        );
+        handlers.insert(
+            GrantType::AuthorizationCode.as_str(),
+            (GrantType::AuthorizationCode, Box::new(authorization_code::AuthorizationCodeGrant)),
+        );
+        handlers.insert(
+            GrantType::RefreshToken.as_str(),
+            (GrantType::RefreshToken, Box::new(refresh_token::RefreshTokenGrant)),
         );
         Self { handlers }
     }

@@ -18,20 +18,31 @@ async fn metadata_is_served_at_both_root_forms(backend: Backend) {
         assert_eq!(m["introspection_endpoint"], s.url("/introspect"));
         assert_eq!(m["revocation_endpoint"], s.url("/revoke"));
         assert_eq!(m["code_challenge_methods_supported"], serde_json::json!(["S256"]));
-        assert_eq!(m["grant_types_supported"], serde_json::json!(["client_credentials"]));
+        assert_eq!(
+            m["grant_types_supported"],
+            serde_json::json!(["authorization_code", "client_credentials", "refresh_token"])
+        );
         assert_eq!(
             m["token_endpoint_auth_methods_supported"],
+            serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+        );
+        assert_eq!(
+            m["introspection_endpoint_auth_methods_supported"],
             serde_json::json!(["client_secret_basic", "client_secret_post"])
         );
-        assert_eq!(m["scopes_supported"], serde_json::json!(["admin", "tools:call", "tools:read"]));
+        assert_eq!(
+            m["scopes_supported"],
+            serde_json::json!(["admin", "email", "offline_access", "openid", "profile", "tools:call", "tools:read"])
+        );
+        assert_eq!(m["authorization_endpoint"], s.url("/authorize"));
+        assert_eq!(m["pushed_authorization_request_endpoint"], s.url("/par"));
+        assert_eq!(m["userinfo_endpoint"], s.url("/userinfo"));
+        assert_eq!(m["end_session_endpoint"], s.url("/logout"));
+        assert_eq!(m["response_types_supported"], serde_json::json!(["code"]));
+        assert_eq!(m["authorization_response_iss_parameter_supported"], true);
+        assert_eq!(m["id_token_signing_alg_values_supported"], serde_json::json!(["ES256"]));
         // Nothing advertised that is not implemented yet.
-        for absent in [
-            "authorization_endpoint",
-            "registration_endpoint",
-            "pushed_authorization_request_endpoint",
-            "userinfo_endpoint",
-            "dpop_signing_alg_values_supported",
-        ] {
+        for absent in ["registration_endpoint", "dpop_signing_alg_values_supported", "device_authorization_endpoint"] {
             assert!(m.get(absent).is_none(), "{absent} must not be advertised");
         }
     }

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod code_flow;
 mod discovery;
 mod introspection;
 mod operations;

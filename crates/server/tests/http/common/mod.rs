@@ -205,3 +205,4 @@ pub fn decode_unverified(token: &str) -> (Value, Value) {
     };
     (decode(parts[0]), decode(parts[1]))
 }
+pub mod browser;

@@ -1,0 +1,179 @@
+//! The sign-in page. Failed attempts are counted per account and per address in the database
+//! (so every instance sees them) and lock out for a while past a threshold.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::Response;
+use mandate_core::password::verify_password;
+use mandate_core::{AuditEvent, AuditKind, OAuthError};
+use minijinja::context;
+
+use crate::audit::record_refusal;
+use crate::authorization::flow;
+use crate::error::{Failure, store_error};
+use crate::form::OAuthForm;
+use crate::state::AppState;
+use crate::web::{csrf, error_page, page, see_other, session, templates};
+
+/// Verified when the username is unknown, so that both paths take the same time.
+fn decoy_hash(state: &AppState) -> String {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| mandate_core::password::hash_password("decoy password", state.rng.as_ref())).clone()
+}
+
+pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    let form = match OAuthForm::from_query(uri.query()) {
+        Ok(form) => form,
+        Err(e) => return error_page(&e),
+    };
+    let handle = form.get("request");
+    let client_name = match client_name_for(&state, handle).await {
+        Ok(name) => name,
+        Err(e) => return error_page(&e),
+    };
+    render(&state, &headers, StatusCode::OK, handle, client_name.as_deref(), "", None)
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Result<OAuthForm, Failure>,
+) -> Response {
+    let form = match form {
+        Ok(form) => form,
+        Err(Failure(e)) => return error_page(&e),
+    };
+    if let Err(e) = csrf::check(&headers, form.get("csrf")) {
+        return error_page(&e);
+    }
+    match sign_in(&state, peer, &headers, &form).await {
+        Ok(response) => response,
+        Err(e) => error_page(&e),
+    }
+}
+
+async fn sign_in(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<Response, OAuthError> {
+    let handle = form.get("request");
+    let client_name = client_name_for(state, handle).await?;
+    let username = form.get("username").unwrap_or_default().trim().to_owned();
+    let Some(password) = form.get("password").filter(|_| !username.is_empty()) else {
+        return Ok(render(
+            state,
+            headers,
+            StatusCode::BAD_REQUEST,
+            handle,
+            client_name.as_deref(),
+            &username,
+            Some("Enter your username and password."),
+        ));
+    };
+    let login = &state.settings.login;
+    let window = login.failure_window.as_secs() as i64;
+    let now = state.now();
+    let user_key = format!("user:{username}");
+    let ip_key = format!("ip:{}", peer.ip());
+    let user_failures = state.store.login_failures(&user_key, now, window).await.map_err(store_error)?;
+    let ip_failures = state.store.login_failures(&ip_key, now, window).await.map_err(store_error)?;
+    if user_failures >= login.max_failures_per_account || ip_failures >= login.max_failures_per_address {
+        let minutes = (window + 59) / 60;
+        let message =
+            format!("Too many failed sign-ins. Try again in {minutes} minute{}.", if minutes == 1 { "" } else { "s" });
+        audit_failure(state, &username, "throttled").await;
+        return Ok(render(
+            state,
+            headers,
+            StatusCode::TOO_MANY_REQUESTS,
+            handle,
+            client_name.as_deref(),
+            &username,
+            Some(&message),
+        ));
+    }
+    let user = state.store.get_user(&username).await.map_err(store_error)?;
+    let hash = user.as_ref().map_or_else(|| decoy_hash(state), |u| u.password_hash.clone());
+    let password = password.to_owned();
+    let verified = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
+    let user = user.filter(|u| verified && !u.disabled);
+    let Some(user) = user else {
+        state.store.record_login_failure(&user_key, now, window).await.map_err(store_error)?;
+        state.store.record_login_failure(&ip_key, now, window).await.map_err(store_error)?;
+        audit_failure(state, &username, "invalid_credentials").await;
+        tracing::info!(username = %username, peer = %peer.ip(), "sign-in failed");
+        return Ok(render(
+            state,
+            headers,
+            StatusCode::UNAUTHORIZED,
+            handle,
+            client_name.as_deref(),
+            &username,
+            Some("Incorrect username or password."),
+        ));
+    };
+    state.store.clear_login_failures(&user_key).await.map_err(store_error)?;
+    let (signed_in, cookie) = session::start(state, &user.username).await?;
+    let mut event = AuditEvent::new(now, AuditKind::SignedIn, "ok");
+    event.subject = Some(user.username.clone());
+    record_refusal(state.store.as_ref(), &event).await;
+    tracing::info!(username = %user.username, "signed in");
+    let mut response = match handle {
+        Some(handle) => {
+            let request = flow::pending(state, handle).await?;
+            flow::advance(state, Some(signed_in), handle, request).await?
+        }
+        None => see_other(&state.settings.issuer.endpoint("/account")),
+    };
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+async fn audit_failure(state: &AppState, username: &str, outcome: &str) {
+    let mut event = AuditEvent::new(state.now(), AuditKind::SignInFailed, outcome);
+    event.subject = Some(username.chars().take(128).collect());
+    record_refusal(state.store.as_ref(), &event).await;
+}
+
+async fn client_name_for(state: &AppState, handle: Option<&str>) -> Result<Option<String>, OAuthError> {
+    let Some(handle) = handle else { return Ok(None) };
+    let request = flow::pending(state, handle).await?;
+    let client = state.store.get_client(&request.client_id).await.map_err(store_error)?;
+    Ok(client.map(|c| c.client_name.unwrap_or(c.client_id)))
+}
+
+fn render(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    handle: Option<&str>,
+    client_name: Option<&str>,
+    username: &str,
+    error: Option<&str>,
+) -> Response {
+    let csrf = csrf::token(state, headers);
+    let html = templates::render(
+        "login.html",
+        context! {
+            action => state.settings.issuer.endpoint("/login"),
+            csrf => &csrf.value,
+            request => handle,
+            client_name => client_name,
+            username => username,
+            error => error,
+        },
+    );
+    let mut response = match html {
+        Ok(html) => page(status, html),
+        Err(e) => return error_page(&e),
+    };
+    if let Some(cookie) = csrf.set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
