@@ -48,13 +48,38 @@ pub fn expired() -> OAuthError {
 }
 
 /// OpenID Connect Core §3.1.2.1: a new sign-in is needed without a session, for `prompt=login`
-/// (a sign-in after the request began), or when `max_age` has passed since the last sign-in.
+/// or `max_age=0` (until the person signs in for this request, see [`signed_in_for`]), or when
+/// `max_age` has passed since the last sign-in.
 pub fn needs_login(request: &AuthorizationRequest, session: Option<&BrowserSession>, now: i64) -> bool {
     let Some(session) = session else { return true };
-    if prompts(request, "login") && session.auth_time < request.created_at {
+    if prompts(request, "login") || request.max_age == Some(0) {
         return true;
     }
     request.max_age.is_some_and(|max_age| now - session.auth_time > max_age)
+}
+
+/// The person just signed in for this request: `prompt=login` and `max_age` are satisfied, so the
+/// stored request drops them (the consent page must not ask for another sign-in).
+pub async fn signed_in_for(
+    state: &AppState,
+    request: AuthorizationRequest,
+) -> Result<AuthorizationRequest, OAuthError> {
+    if !prompts(&request, "login") && request.max_age.is_none() {
+        return Ok(request);
+    }
+    let now = state.now();
+    let mut request = state
+        .store
+        .take_authorization_request(&request.handle_hash, now)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(expired)?;
+    let remaining: Vec<&str> =
+        request.prompt.as_deref().unwrap_or_default().split(' ').filter(|p| !p.is_empty() && *p != "login").collect();
+    request.prompt = (!remaining.is_empty()).then(|| remaining.join(" "));
+    request.max_age = None;
+    state.store.put_authorization_request(&request).await.map_err(store_error)?;
+    Ok(request)
 }
 
 pub fn login_url(state: &AppState, handle: &str) -> String {

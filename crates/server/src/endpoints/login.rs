@@ -126,6 +126,7 @@ async fn sign_in(
     let mut response = match handle {
         Some(handle) => {
             let request = flow::pending(state, handle).await?;
+            let request = flow::signed_in_for(state, request).await?;
             flow::advance(state, Some(signed_in), handle, request).await?
         }
         None => see_other(&state.settings.issuer.endpoint("/account")),

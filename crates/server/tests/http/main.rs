@@ -2,6 +2,7 @@
 
 mod common;
 
+mod authorize;
 mod code_flow;
 mod discovery;
 mod introspection;

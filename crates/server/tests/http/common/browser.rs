@@ -177,9 +177,9 @@ pub fn authorize_url(server: &TestServer, client_id: &str, redirect_uri: &str, e
         ("code_challenge_method", "S256"),
         ("state", "st-123"),
     ];
-    if !extra.iter().any(|(k, _)| *k == "resource") {
-        params.push(("resource", super::MCP));
-    }
+    params.push(("resource", super::MCP));
+    // Extra parameters replace the defaults; an empty value removes one.
+    params.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
     params.extend_from_slice(extra);
     let query = params
         .iter()
