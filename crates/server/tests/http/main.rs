@@ -7,5 +7,7 @@ mod code_flow;
 mod discovery;
 mod introspection;
 mod operations;
+mod pages;
 mod persistence;
+mod refresh;
 mod token;
