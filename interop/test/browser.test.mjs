@@ -1,6 +1,6 @@
 // A real browser (Debian's Chromium, driven by playwright-core) through mandate's sign-in and
 // consent pages, with the relying party's half done by oauth4webapi (strict: RFC 9207 `iss`,
-// PKCE, ID token nonce). Also takes the screenshots in docs/screenshots/.
+// PKCE, ID token nonce). UPDATE_SCREENSHOTS=1 refreshes the screenshots in docs/screenshots/.
 //
 // The native client's redirect target is a tiny HTTP server on 127.0.0.1 (as a CLI's loopback
 // listener would be); the web client's https redirect never leaves the browser (its request is
@@ -9,14 +9,19 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { repoRoot, startMandate, withLogs } from '../lib/mandate.mjs';
 import { discoverOidc, newAuthorization, oauth, redeemCode, verifyAccessToken, verifyIdToken, expectOAuthError } from '../lib/oidc.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const SCREENSHOTS = join(repoRoot, 'docs', 'screenshots');
+// The committed screenshots are refreshed only on request (UPDATE_SCREENSHOTS=1), so a test run
+// never changes tracked files; otherwise they go to a temporary directory.
+const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS
+  ? join(repoRoot, 'docs', 'screenshots')
+  : mkdtempSync(join(tmpdir(), 'mandate-screenshots-'));
 const VIEWPORT = { width: 900, height: 700 };
 
 // DEVELOPMENT FIXTURES for a throwaway server: not secrets.
