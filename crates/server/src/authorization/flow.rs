@@ -138,6 +138,17 @@ async fn refuse(state: &AppState, handle: &str, code: ErrorCode, description: &s
     }
 }
 
+/// Takes the waiting request to answer it: once, whatever the number of clicks or instances.
+async fn answer(state: &AppState, handle: &str) -> Result<AuthorizationRequest, OAuthError> {
+    state
+        .store
+        .take_authorization_request(&digest(handle), state.now())
+        .await
+        .map_err(store_error)?
+        .filter(|r| !r.pushed)
+        .ok_or_else(expired)
+}
+
 /// The person allowed the request: a grant, a one-minute code, and the redirect.
 pub async fn approve(
     state: &AppState,
@@ -146,13 +157,7 @@ pub async fn approve(
     remember: bool,
 ) -> Result<Response, OAuthError> {
     let now = state.now();
-    let request = state
-        .store
-        .take_authorization_request(&digest(handle), now)
-        .await
-        .map_err(store_error)?
-        .filter(|r| !r.pushed)
-        .ok_or_else(expired)?;
+    let request = answer(state, handle).await?;
     let grant = Grant {
         grant_id: state.rng.token(HANDLE_BYTES),
         client_id: request.client_id.clone(),
@@ -208,13 +213,7 @@ pub async fn approve(
 /// The person said no: `access_denied` at the redirect URI.
 pub async fn deny(state: &AppState, handle: &str, session: &BrowserSession) -> Result<Response, OAuthError> {
     let now = state.now();
-    let request = state
-        .store
-        .take_authorization_request(&digest(handle), now)
-        .await
-        .map_err(store_error)?
-        .filter(|r| !r.pushed)
-        .ok_or_else(expired)?;
+    let request = answer(state, handle).await?;
     let mut event = AuditEvent::new(now, AuditKind::ConsentDenied, "access_denied");
     event.client_id = Some(request.client_id.clone());
     event.subject = Some(session.username.clone());
