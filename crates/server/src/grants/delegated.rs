@@ -39,6 +39,10 @@ pub async fn issue(
     source: Source<'_>,
 ) -> Result<Issued, OAuthError> {
     let grant = source.grant;
+    // A disabled account stops every grant at its next refresh.
+    let user = state.store.get_user(&grant.username).await.map_err(store_error)?;
+    let user =
+        user.filter(|u| !u.disabled).ok_or_else(|| OAuthError::invalid_grant("the person's account is disabled"))?;
     let resource = pick_resource(state, grant, form).await?;
     // RFC 6749 §6: a refresh may narrow the scope of the access token, never widen it.
     let scope = match form.get("scope") {

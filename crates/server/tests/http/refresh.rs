@@ -158,7 +158,20 @@ async fn revoking_a_refresh_token_revokes_the_grant(backend: Backend) {
     assert_oauth_error(refresh(&server, &rt(&body), &[]).await, 400, "invalid_grant").await;
 }
 
+async fn a_disabled_account_cannot_refresh(backend: Backend) {
+    let clock = Arc::new(MockClock::new(1_800_000_000));
+    let server = server_with_clock(backend, clock).await;
+    let r0 = rt(&tokens(&server, "tools:read offline_access", &[]).await);
+    let store = server.state().store.clone();
+    let mut alice = store.get_user("alice").await.unwrap().unwrap();
+    alice.disabled = true;
+    store.put_user(&alice, 1_800_000_001).await.unwrap();
+    let body = assert_oauth_error(refresh(&server, &r0, &[]).await, 400, "invalid_grant").await;
+    assert!(body["error_description"].as_str().unwrap().contains("disabled"), "{body}");
+}
+
 crate::on_both_backends!(
+    a_disabled_account_cannot_refresh,
     rotation_grace_and_theft,
     concurrent_refreshes_both_succeed,
     refresh_narrows_never_widens,
