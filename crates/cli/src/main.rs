@@ -1,6 +1,8 @@
 //! `mandate`: the authorization server and its admin commands. Logic lives in the libraries;
 //! this file parses arguments, sets up logging and turns errors into one clear line.
 
+mod users;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -36,6 +38,16 @@ enum Command {
     Secret {
         #[command(subcommand)]
         command: SecretCommand,
+    },
+    /// Manage the people who sign in, in the database the configuration names.
+    ///
+    /// Users listed in the configuration file's [[users]] follow that file on each start (config
+    /// as code): `mandate serve` writes their password, email and disabled flag back, so a
+    /// set-password, disable or enable on such a user is undone at the next start wherever the
+    /// file says otherwise. These commands warn when the user is in the file given with --config.
+    Users {
+        #[command(subcommand)]
+        command: users::UsersCommand,
     },
 }
 
@@ -151,6 +163,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("client_secret_hash = \"{}\"", digest.encode());
             Ok(())
         }
+        Command::Users { command } => users::run(command).await,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The `mandate` binary as operators use it: config checks, start-up failures as one clear line,
-//! key rotation from the command line reaching a running server, and logs free of secrets.
+//! key rotation from the command line reaching a running server, logs free of secrets, and user
+//! administration on SQLite and PostgreSQL.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -46,7 +47,7 @@ fn check_config_accepts_the_quickstart() {
     let out = mandate(&["check-config", file.to_str().unwrap()]);
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(": ok (issuer http://127.0.0.1:8080, 1 resources, 2 clients"), "{stdout}");
+    assert!(stdout.contains(": ok (issuer http://127.0.0.1:8080, 1 resources, 3 clients, 1 users"), "{stdout}");
 }
 
 #[test]
@@ -249,5 +250,220 @@ async fn logs_never_contain_secrets_or_tokens() {
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("agent:{SECRET}"));
     for secret in [SECRET, token.as_str(), basic.as_str(), "wrong-secret-value", token.split('.').nth(2).unwrap()] {
         assert!(!logs.contains(secret), "a secret or token leaked into the logs");
+    }
+}
+
+/// `mandate users …` against a fresh database, as an operator runs it.
+mod users {
+    use std::io::Write as _;
+
+    use mandate_core::User;
+    use mandate_core::password::verify_password;
+
+    use super::*;
+
+    #[derive(Debug, Clone, Copy)]
+    enum Backend {
+        Sqlite,
+        Postgres,
+    }
+
+    /// Generates one test per backend from `async fn name(backend: Backend)`.
+    macro_rules! on_both_backends {
+        ($($name:ident),* $(,)?) => {
+            mod sqlite {
+                $( #[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await } )*
+            }
+            mod postgres {
+                $( #[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await } )*
+            }
+        };
+    }
+
+    on_both_backends!(
+        added_users_are_listed,
+        an_existing_username_is_refused,
+        short_or_empty_passwords_are_refused,
+        disabled_users_are_listed_as_disabled,
+        set_password_replaces_the_hash,
+        unknown_users_are_errors,
+    );
+
+    const PASSWORD: &str = "correct horse battery";
+
+    /// A configuration file naming a fresh database, with `extra` TOML appended.
+    struct Deployment {
+        config: PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Deployment {
+        async fn new(backend: Backend, extra: &str) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let database = match backend {
+                Backend::Sqlite => format!("sqlite://{}/m.db", dir.path().display()),
+                Backend::Postgres => mandate_store_pg::testing::fresh_database().await,
+            };
+            let config = write_config(dir.path(), &format!("database = \"{database}\"\n{extra}"));
+            Self { config, _dir: dir }
+        }
+
+        /// Runs `mandate users <args> --config <file>` with `stdin` piped in.
+        fn users(&self, args: &[&str], stdin: &str) -> Output {
+            let mut child = Command::new(BIN)
+                .arg("users")
+                .args(args)
+                .arg("--config")
+                .arg(&self.config)
+                .env_remove("RUST_LOG")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // The command may exit before reading (e.g. an unknown user); a closed pipe is fine.
+            let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+            child.wait_with_output().unwrap()
+        }
+
+        fn ok(&self, args: &[&str], stdin: &str) -> String {
+            let out = self.users(args, stdin);
+            assert!(out.status.success(), "{args:?} should succeed: {out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        }
+
+        fn list(&self) -> Vec<String> {
+            self.ok(&["list"], "").lines().map(str::to_owned).collect()
+        }
+
+        /// The stored row, read the way the server reads it.
+        async fn stored(&self, username: &str) -> Option<User> {
+            let settings = mandate_server::config::load(Some(&self.config)).unwrap();
+            let store = mandate_server::app::open_store(&settings.database).await.unwrap();
+            store.get_user(username).await.unwrap()
+        }
+    }
+
+    fn columns(line: &str) -> Vec<&str> {
+        line.split_whitespace().collect()
+    }
+
+    async fn added_users_are_listed(backend: Backend) {
+        let d = Deployment::new(backend, "").await;
+        let printed =
+            d.ok(&["add", "alice", "--email", "alice@example.com", "--password-stdin"], &format!("{PASSWORD}\n"));
+        assert_eq!(printed, "user alice added\n");
+        // Without the flag and without a terminal, one line of stdin is the password too.
+        assert!(!d.ok(&["add", "bo"], &format!("{PASSWORD}\r\n")).contains(PASSWORD));
+
+        let lines = d.list();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(columns(&lines[0]), ["USERNAME", "EMAIL", "STATUS"]);
+        assert_eq!(columns(&lines[1]), ["alice", "alice@example.com", "active"]);
+        assert_eq!(columns(&lines[2]), ["bo", "-", "active"]);
+        let starts = |line: &str| -> Vec<usize> { columns(line).iter().map(|c| line.find(c).unwrap()).collect() };
+        assert!(lines.iter().all(|l| starts(l) == starts(&lines[0])), "aligned columns: {lines:?}");
+
+        for name in ["alice", "bo"] {
+            let user = d.stored(name).await.unwrap();
+            assert!(user.password_hash.starts_with("$argon2id$"), "{}", user.password_hash);
+            assert!(verify_password(PASSWORD, &user.password_hash), "the newline is not part of {name}'s password");
+        }
+    }
+
+    async fn an_existing_username_is_refused(backend: Backend) {
+        let d = Deployment::new(backend, "").await;
+        d.ok(&["add", "alice", "--password-stdin"], &format!("{PASSWORD}\n"));
+        let out = d.users(&["add", "alice", "--password-stdin"], "another password\n");
+        assert_one_error_line(&out, "user alice already exists");
+        let kept = d.stored("alice").await.unwrap();
+        assert!(verify_password(PASSWORD, &kept.password_hash), "the first password still stands");
+    }
+
+    async fn short_or_empty_passwords_are_refused(backend: Backend) {
+        let d = Deployment::new(backend, "").await;
+        // Seven characters but fourteen bytes: the minimum counts characters.
+        assert_one_error_line(
+            &d.users(&["add", "alice", "--password-stdin"], "ééééééé\n"),
+            "shorter than 8 characters",
+        );
+        assert_one_error_line(&d.users(&["add", "alice", "--password-stdin"], "\n"), "the password is empty");
+        assert_one_error_line(&d.users(&["add", "alice"], ""), "the password is empty");
+        assert_eq!(d.list().len(), 1, "nothing was added");
+        d.ok(&["add", "alice", "--password-stdin"], "éééééééé\n");
+        assert!(d.stored("alice").await.is_some(), "eight characters are enough");
+    }
+
+    async fn disabled_users_are_listed_as_disabled(backend: Backend) {
+        let d = Deployment::new(backend, "").await;
+        d.ok(&["add", "alice", "--password-stdin"], &format!("{PASSWORD}\n"));
+        let printed = d.ok(&["disable", "alice"], "");
+        assert!(printed.contains("sign-ins and refreshes are refused"), "{printed}");
+        assert_eq!(columns(&d.list()[1]), ["alice", "-", "disabled"]);
+        assert!(d.stored("alice").await.unwrap().disabled);
+        d.ok(&["enable", "alice"], "");
+        assert_eq!(columns(&d.list()[1]), ["alice", "-", "active"]);
+        assert!(!d.stored("alice").await.unwrap().disabled);
+    }
+
+    async fn set_password_replaces_the_hash(backend: Backend) {
+        let d = Deployment::new(backend, "").await;
+        d.ok(&["add", "alice", "--email", "a@example.com", "--password-stdin"], &format!("{PASSWORD}\n"));
+        d.ok(&["disable", "alice"], "");
+        let printed = d.ok(&["set-password", "alice", "--password-stdin"], "a new passphrase\n");
+        assert!(!printed.contains("a new passphrase"), "{printed}");
+        let user = d.stored("alice").await.unwrap();
+        assert!(verify_password("a new passphrase", &user.password_hash));
+        assert!(!verify_password(PASSWORD, &user.password_hash), "the old password no longer works");
+        assert_eq!((user.email.as_deref(), user.disabled), (Some("a@example.com"), true), "the rest is kept");
+        assert_one_error_line(&d.users(&["set-password", "alice", "--password-stdin"], "short\n"), "shorter than 8");
+        assert!(verify_password("a new passphrase", &d.stored("alice").await.unwrap().password_hash));
+    }
+
+    async fn unknown_users_are_errors(backend: Backend) {
+        let d = Deployment::new(backend, "").await;
+        d.ok(&["add", "alice", "--password-stdin"], &format!("{PASSWORD}\n"));
+        let commands: [&[&str]; 3] =
+            [&["disable", "ghost"], &["enable", "ghost"], &["set-password", "ghost", "--password-stdin"]];
+        for args in commands {
+            assert_one_error_line(&d.users(args, &format!("{PASSWORD}\n")), "no user named \"ghost\"");
+        }
+        assert!(d.stored("ghost").await.is_none(), "set-password does not create users");
+    }
+
+    #[tokio::test]
+    async fn usernames_are_checked() {
+        let d = Deployment::new(Backend::Sqlite, "").await;
+        let long = "a".repeat(129);
+        for (name, needle) in [
+            ("", "the username is empty"),
+            (" alice", "leading or trailing whitespace"),
+            ("alice\t", "leading or trailing whitespace"),
+            (long.as_str(), "longer than 128 characters"),
+        ] {
+            assert_one_error_line(&d.users(&["add", name, "--password-stdin"], &format!("{PASSWORD}\n")), needle);
+        }
+        assert_eq!(d.list().len(), 1, "nothing was added");
+        d.ok(&["add", &"a".repeat(128), "--password-stdin"], &format!("{PASSWORD}\n"));
+    }
+
+    #[tokio::test]
+    async fn changing_a_configured_user_warns_that_the_config_wins() {
+        let hash = mandate_core::password::hash_password(PASSWORD, &mandate_core::SystemRandom::new());
+        let d =
+            Deployment::new(Backend::Sqlite, &format!("[[users]]\nusername = \"carol\"\npassword_hash = \"{hash}\"\n"))
+                .await;
+        d.ok(&["add", "dave", "--password-stdin"], &format!("{PASSWORD}\n"));
+        let warning = |out: &Output| stderr_lines(out).into_iter().find(|l| l.starts_with("warning:"));
+        let out = d.users(&["set-password", "dave", "--password-stdin"], "a new passphrase\n");
+        assert!(out.status.success() && warning(&out).is_none(), "dave is not in the file: {out:?}");
+        // carol reaches the database at the first start; the command works on her row afterwards.
+        d.ok(&["add", "carol", "--password-stdin"], &format!("{PASSWORD}\n"));
+        let out = d.users(&["set-password", "carol", "--password-stdin"], "a new passphrase\n");
+        assert!(out.status.success(), "{out:?}");
+        let line = warning(&out).expect("a warning for a configured user");
+        assert!(line.contains("carol") && line.contains("[[users]]") && line.contains("mandate serve"), "{line}");
+        let help = String::from_utf8(mandate(&["users", "--help"]).stdout).unwrap();
+        assert!(help.contains("[[users]]") && help.contains("config as code"), "{help}");
     }
 }

@@ -94,10 +94,6 @@ pub async fn issue(
         None
     };
     let id_token = if source.scope.contains(oidc::OPENID) {
-        let user = state.store.get_user(&grant.username).await.map_err(store_error)?;
-        let user = user
-            .filter(|u| !u.disabled)
-            .ok_or_else(|| OAuthError::invalid_grant("the person's account is disabled"))?;
         Some(mint_id_token(state, &user, client, grant, &source.scope, source.nonce, &minted.token)?)
     } else {
         None
