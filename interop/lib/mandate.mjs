@@ -39,6 +39,13 @@ export function freePort() {
 const q = (s) => JSON.stringify(s);
 const list = (xs) => `[${xs.map(q).join(', ')}]`;
 const table = (obj) => `{ ${Object.entries(obj).map(([k, v]) => `${q(k)} = ${q(v)}`).join(', ')} }`;
+/** Any JSON-like value as a TOML value: objects become inline tables (e.g. a client's `jwks`). */
+const tomlValue = (v) => {
+  if (Array.isArray(v)) return `[${v.map(tomlValue).join(', ')}]`;
+  if (v !== null && typeof v === 'object') return `{ ${Object.entries(v).map(([k, x]) => `${q(k)} = ${tomlValue(x)}`).join(', ')} }`;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return q(v);
+};
 
 /** Where tests find PostgreSQL: $PG_TEST_URL (as the Rust tests), else the local trust-auth server. */
 export const pgAdminUrl = () => process.env.PG_TEST_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -72,7 +79,9 @@ export function createPostgresDatabase() {
  * are plain objects rendered into [[clients]] / [[resources]] / [[users]] tables (keys as in the
  * config file). `database` is 'sqlite' (a file in a fresh temporary folder, the default),
  * 'postgres' (a fresh database, dropped again by stop()), or a database URL used as it is.
- * `tokens` and `login` hold extra keys of the [tokens] and [login] tables.
+ * `tokens`, `login` and `registration` hold extra keys of the [tokens], [login] and
+ * [registration] tables. A client's `jwks` (a JWK Set object) is written as an inline table,
+ * its `jwks_uri` as a string.
  */
 export async function startMandate({
   issuerPath = '',
@@ -83,6 +92,7 @@ export async function startMandate({
   accessTokenTtl = '5m',
   tokens = {},
   login = {},
+  registration = {},
 }) {
   const bin = mandateBin();
   const port = await freePort();
@@ -109,6 +119,10 @@ export async function startMandate({
     lines.push('', '[login]');
     for (const [k, v] of Object.entries(login)) lines.push(`${k} = ${typeof v === 'number' ? v : q(v)}`);
   }
+  if (Object.keys(registration).length) {
+    lines.push('', '[registration]');
+    for (const [k, v] of Object.entries(registration)) lines.push(`${k} = ${tomlValue(v)}`);
+  }
   for (const r of resources) {
     lines.push('', '[[resources]]', `uri = ${q(r.uri)}`, `name = ${q(r.name)}`, `scopes = ${list(r.scopes)}`);
     if (r.scope_descriptions) lines.push(`scope_descriptions = ${table(r.scope_descriptions)}`);
@@ -122,6 +136,8 @@ export async function startMandate({
     if (c.client_name) lines.push(`client_name = ${q(c.client_name)}`);
     if (c.client_secret) lines.push(`client_secret = ${q(c.client_secret)}`);
     if (c.token_endpoint_auth_method) lines.push(`token_endpoint_auth_method = ${q(c.token_endpoint_auth_method)}`);
+    if (c.jwks) lines.push(`jwks = ${tomlValue(c.jwks)}`);
+    if (c.jwks_uri) lines.push(`jwks_uri = ${q(c.jwks_uri)}`);
     if (c.grant_types) lines.push(`grant_types = ${list(c.grant_types)}`);
     if (c.scopes) lines.push(`scopes = ${list(c.scopes)}`);
     if (c.resources) lines.push(`resources = ${list(c.resources)}`);

@@ -55,16 +55,20 @@ pub enum TokenEndpointAuthMethod {
     ClientSecretPost,
     /// A public client (RFC 6749 §2.1): no credentials, PKCE binds its codes.
     None,
+    /// RFC 7523 §2.2: a JWT signed with one of the client's keys (`jwks` or `jwks_uri`).
+    PrivateKeyJwt,
 }
 
 impl TokenEndpointAuthMethod {
-    pub const ALL: &'static [TokenEndpointAuthMethod] = &[Self::ClientSecretBasic, Self::ClientSecretPost, Self::None];
+    pub const ALL: &'static [TokenEndpointAuthMethod] =
+        &[Self::ClientSecretBasic, Self::ClientSecretPost, Self::PrivateKeyJwt, Self::None];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
             Self::None => "none",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
@@ -80,7 +84,9 @@ impl fmt::Display for TokenEndpointAuthMethod {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unsupported token_endpoint_auth_method {0:?} (supported: client_secret_basic, client_secret_post, none)")]
+#[error(
+    "unsupported token_endpoint_auth_method {0:?} (supported: client_secret_basic, client_secret_post, private_key_jwt, none)"
+)]
 pub struct UnknownAuthMethod(pub String);
 
 impl FromStr for TokenEndpointAuthMethod {
@@ -147,6 +153,10 @@ pub struct Client {
     pub application_type: ApplicationType,
     /// RFC 9126 §6: this client's authorization requests must come through `/par`.
     pub require_pushed_authorization_requests: bool,
+    /// The client's public keys as a JWK Set document (JSON text), for `private_key_jwt`.
+    pub jwks: Option<String>,
+    /// Where the client publishes its JWK Set (fetched through the SSRF-safe fetcher).
+    pub jwks_uri: Option<String>,
     pub disabled: bool,
 }
 
@@ -213,6 +223,8 @@ mod tests {
             post_logout_redirect_uris: vec![],
             application_type: ApplicationType::Native,
             require_pushed_authorization_requests: false,
+            jwks: None,
+            jwks_uri: None,
             disabled: false,
         }
     }

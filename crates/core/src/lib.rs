@@ -3,6 +3,7 @@
 //! Clients, resources, scopes, OAuth errors, secrets, signing keys and access tokens, plus the
 //! injected clock and random source every piece of logic takes instead of ambient ones.
 
+pub mod assertion;
 pub mod audit;
 pub mod client;
 pub mod clock;

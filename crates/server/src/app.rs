@@ -41,6 +41,8 @@ pub enum StartError {
     Seed(mandate_store::StoreError),
     #[error("loading signing keys failed: {0}")]
     Keys(#[from] crate::keyring::KeyringError),
+    #[error("cannot set up outbound HTTP: {0}")]
+    Fetcher(#[from] mandate_fetch::BuildError),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
 }
@@ -83,6 +85,16 @@ pub async fn prepare(parts: Parts) -> Result<AppState, StartError> {
         }
     }
     let keyring = Keyring::load(parts.store.as_ref(), parts.settings.signing_algorithm, parts.clock.now()).await?;
+    if parts.settings.allow_private_networks {
+        tracing::warn!(
+            "registration.allow_private_networks is on: outbound fetches may reach loopback and private networks (development only)"
+        );
+    }
+    let policy = mandate_fetch::FetchPolicy {
+        allow_private_networks: parts.settings.allow_private_networks,
+        ..Default::default()
+    };
+    let fetcher = mandate_fetch::CachedFetcher::new(mandate_fetch::Fetcher::new(policy)?);
     Ok(AppState {
         settings: Arc::new(parts.settings),
         store: parts.store,
@@ -90,6 +102,7 @@ pub async fn prepare(parts: Parts) -> Result<AppState, StartError> {
         rng: parts.rng,
         keyring: Arc::new(keyring),
         grants: Arc::new(GrantRegistry::standard()),
+        fetcher: Arc::new(fetcher),
     })
 }
 

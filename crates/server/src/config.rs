@@ -93,13 +93,63 @@ impl Default for RawKeys {
     }
 }
 
-/// Accepted now so that configs written for DESIGN.md start; the features arrive in later issues.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+/// How clients that are not in the config come to exist: client ID metadata documents (URL
+/// client ids) and, later, dynamic registration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawRegistration {
     pub dynamic: bool,
     pub client_id_metadata_documents: bool,
     pub allow_private_networks: bool,
+    /// Host patterns whose URL client ids are accepted: `agent.example`, `*.example.com`, `*`.
+    pub client_metadata_allowed_hosts: Vec<String>,
+    /// Host patterns refused even when allowed above.
+    pub client_metadata_denied_hosts: Vec<String>,
+    /// Whether a URL client's redirect URIs must share the origin of its client_id.
+    pub client_metadata_same_origin_redirects: bool,
+    /// The scopes URL clients may get; unset: every resource scope and the OpenID scopes.
+    pub client_metadata_scopes: Option<Vec<String>>,
+    /// The resources URL clients may get tokens for; unset: every registered resource.
+    pub client_metadata_resources: Option<Vec<String>>,
+}
+
+impl Default for RawRegistration {
+    fn default() -> Self {
+        Self {
+            dynamic: false,
+            client_id_metadata_documents: true,
+            allow_private_networks: false,
+            client_metadata_allowed_hosts: vec!["*".into()],
+            client_metadata_denied_hosts: Vec::new(),
+            client_metadata_same_origin_redirects: false,
+            client_metadata_scopes: None,
+            client_metadata_resources: None,
+        }
+    }
+}
+
+/// The checked registration policy.
+#[derive(Debug, Clone)]
+pub struct RegistrationSettings {
+    pub metadata_documents: bool,
+    pub metadata_allowed_hosts: Vec<String>,
+    pub metadata_denied_hosts: Vec<String>,
+    pub metadata_same_origin_redirects: bool,
+    pub metadata_scopes: Option<ScopeSet>,
+    pub metadata_resources: Option<Vec<ResourceUri>>,
+}
+
+impl RegistrationSettings {
+    /// Whether URL clients on `host` may register: allowed by a pattern and denied by none.
+    pub fn allows_host(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        let matches = |pattern: &String| match pattern.strip_prefix("*.") {
+            _ if pattern == "*" => true,
+            Some(suffix) => host.ends_with(&format!(".{suffix}")),
+            None => host == *pattern,
+        };
+        self.metadata_allowed_hosts.iter().any(matches) && !self.metadata_denied_hosts.iter().any(matches)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -139,6 +189,10 @@ pub struct RawClient {
     /// `web` (default) or `native` (loopback redirects match on any port, RFC 8252).
     pub application_type: Option<String>,
     pub require_pushed_authorization_requests: bool,
+    /// For private_key_jwt: the client's public keys as a JWK Set, inline.
+    pub jwks: Option<serde_json::Value>,
+    /// For private_key_jwt: where the client publishes its JWK Set.
+    pub jwks_uri: Option<String>,
     pub disabled: bool,
 }
 
@@ -206,6 +260,12 @@ pub struct Settings {
     pub clients: Vec<mandate_core::Client>,
     /// Plain words for scopes by resource URI, then scope (consent page).
     pub scope_descriptions: BTreeMap<String, BTreeMap<String, String>>,
+    /// `registration.allow_private_networks`: outbound fetches may reach loopback and private
+    /// addresses, and plain http (local tests and development only).
+    pub allow_private_networks: bool,
+    pub registration: RegistrationSettings,
+    /// Every scope some resource offers (URL clients may ask for any of them by default).
+    pub offered_scopes: ScopeSet,
     /// Non-fatal remarks to log at start (e.g. short secrets).
     pub warnings: Vec<String>,
 }
@@ -356,17 +416,16 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
         Duration::from_secs(1),
         Duration::from_secs(3600),
     )?;
-    if raw.registration.dynamic || raw.registration.client_id_metadata_documents {
-        warnings.push(
-            "registration.dynamic and registration.client_id_metadata_documents are not implemented in this version; ignored"
-                .into(),
-        );
+    if raw.registration.dynamic {
+        warnings.push("registration.dynamic is not implemented in this version; ignored".into());
     }
 
     let resources = check_resources(&raw.resources)?;
     let offered: ScopeSet = resources.iter().fold(ScopeSet::default(), |acc, r| acc.union(&r.scopes));
-    let clients = check_clients(&raw.clients, &resources, &offered, &mut warnings)?;
+    let clients =
+        check_clients(&raw.clients, &resources, &offered, raw.registration.allow_private_networks, &mut warnings)?;
     let users = check_users(&raw.users)?;
+    let registration = check_registration(&raw.registration, &resources, &offered)?;
     let mut scope_descriptions = BTreeMap::new();
     for (i, (raw_resource, resource)) in raw.resources.iter().zip(&resources).enumerate() {
         for scope in raw_resource.scope_descriptions.keys() {
@@ -396,7 +455,73 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
         resources,
         clients,
         scope_descriptions,
+        allow_private_networks: raw.registration.allow_private_networks,
+        registration,
+        offered_scopes: offered,
         warnings,
+    })
+}
+
+fn check_registration(
+    raw: &RawRegistration,
+    resources: &[mandate_core::Resource],
+    offered: &ScopeSet,
+) -> Result<RegistrationSettings, ConfigError> {
+    let host_patterns = |key: &str, list: &[String]| -> Result<Vec<String>, ConfigError> {
+        list.iter()
+            .map(|p| {
+                let bare = p.strip_prefix("*.").unwrap_or(p);
+                let ok = p == "*" || (!bare.is_empty() && !bare.contains(['*', '/', ':', ' ']));
+                if ok {
+                    Ok(p.to_ascii_lowercase())
+                } else {
+                    Err(invalid(
+                        key,
+                        format!("{p:?} is not a host pattern like \"agent.example\" or \"*.example.com\""),
+                    ))
+                }
+            })
+            .collect()
+    };
+    let oidc_scopes = ScopeSet::from_tokens(oidc::SCOPES).unwrap_or_default();
+    let metadata_scopes = match &raw.client_metadata_scopes {
+        None => None,
+        Some(list) => {
+            let set = scopes("registration.client_metadata_scopes", list)?;
+            let unknown = set.difference(&offered.union(&oidc_scopes));
+            if !unknown.is_empty() {
+                return Err(invalid("registration.client_metadata_scopes", format!("no resource offers {unknown}")));
+            }
+            Some(set)
+        }
+    };
+    let metadata_resources = match &raw.client_metadata_resources {
+        None => None,
+        Some(list) => {
+            let uris = crate::clients::metadata::parse_resources(list)
+                .map_err(|e| invalid("registration.client_metadata_resources", e))?;
+            if let Some(unknown) = uris.iter().find(|u| !resources.iter().any(|r| &r.uri == *u)) {
+                return Err(invalid(
+                    "registration.client_metadata_resources",
+                    format!("{unknown} is not a registered resource"),
+                ));
+            }
+            Some(uris)
+        }
+    };
+    Ok(RegistrationSettings {
+        metadata_documents: raw.client_id_metadata_documents,
+        metadata_allowed_hosts: host_patterns(
+            "registration.client_metadata_allowed_hosts",
+            &raw.client_metadata_allowed_hosts,
+        )?,
+        metadata_denied_hosts: host_patterns(
+            "registration.client_metadata_denied_hosts",
+            &raw.client_metadata_denied_hosts,
+        )?,
+        metadata_same_origin_redirects: raw.client_metadata_same_origin_redirects,
+        metadata_scopes,
+        metadata_resources,
     })
 }
 
@@ -423,6 +548,7 @@ fn check_clients(
     raw: &[RawClient],
     resources: &[mandate_core::Resource],
     offered: &ScopeSet,
+    allow_private_networks: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<mandate_core::Client>, ConfigError> {
     let mut seen = BTreeSet::new();
@@ -433,6 +559,12 @@ fn check_clients(
             // RFC 6749 appendix A.1: client_id = *VSCHAR.
             if c.client_id.is_empty() || !c.client_id.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
                 return Err(invalid(key("client_id"), "must be non-empty printable ASCII"));
+            }
+            if crate::clients::metadata::is_url_client_id(&c.client_id) {
+                return Err(invalid(
+                    key("client_id"),
+                    "URL client ids are client ID metadata documents, fetched on demand; pick a plain id",
+                ));
             }
             if !seen.insert(c.client_id.clone()) {
                 return Err(invalid(key("client_id"), format!("{:?} is listed twice", c.client_id)));
@@ -469,6 +601,8 @@ fn check_clients(
                     "a public client (token_endpoint_auth_method = \"none\") has no secret",
                 ));
             }
+            let (jwks, jwks_uri) = check_client_keys(c, method, secret.is_some(), allow_private_networks)
+                .map_err(|(field, message)| invalid(key(field), message))?;
             if method.needs_secret() && secret.is_none() {
                 return Err(invalid(
                     key("client_secret"),
@@ -546,15 +680,51 @@ fn check_clients(
                 post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
                 application_type,
                 require_pushed_authorization_requests: c.require_pushed_authorization_requests,
+                jwks,
+                jwks_uri,
                 disabled: c.disabled,
             })
         })
         .collect()
 }
 
+/// `jwks` / `jwks_uri`: exactly one of them for private_key_jwt, neither otherwise. Returns the
+/// JWK Set as JSON text and the URI.
+type Keys = (Option<String>, Option<String>);
+fn check_client_keys(
+    c: &RawClient,
+    method: TokenEndpointAuthMethod,
+    has_secret: bool,
+    allow_private_networks: bool,
+) -> Result<Keys, (&'static str, String)> {
+    let uses_keys = method == TokenEndpointAuthMethod::PrivateKeyJwt;
+    match (&c.jwks, &c.jwks_uri) {
+        (Some(_), Some(_)) => Err(("jwks", "give jwks or jwks_uri, not both".into())),
+        (None, None) if uses_keys => Err(("jwks", "private_key_jwt needs jwks or jwks_uri".into())),
+        (None, None) => Ok((None, None)),
+        _ if !uses_keys => {
+            Err(("jwks", "keys are used only with token_endpoint_auth_method = \"private_key_jwt\"".into()))
+        }
+        _ if has_secret => Err(("client_secret", "a private_key_jwt client has no secret".into())),
+        (Some(set), None) => {
+            let text = set.to_string();
+            mandate_core::assertion::parse_client_jwks(&text).map_err(|e| ("jwks", e))?;
+            Ok((Some(text), None))
+        }
+        (None, Some(uri)) => {
+            let parsed = url::Url::parse(uri).map_err(|_| ("jwks_uri", format!("{uri:?} is not an absolute URL")))?;
+            let plain_ok = allow_private_networks && parsed.scheme() == "http";
+            if parsed.scheme() != "https" && !plain_ok {
+                return Err(("jwks_uri", format!("{uri:?} must use https")));
+            }
+            Ok((None, Some(uri.clone())))
+        }
+    }
+}
+
 /// RFC 9700 §2.1 and RFC 8252: an absolute URI without fragment; https, or http to a loopback
 /// host; native apps may also use a private-use scheme in reverse-DNS form (`com.example.app:/cb`).
-fn check_redirect_uri(uri: &str, application_type: ApplicationType) -> Result<(), &'static str> {
+pub(crate) fn check_redirect_uri(uri: &str, application_type: ApplicationType) -> Result<(), &'static str> {
     let parsed = url::Url::parse(uri).map_err(|_| "is not an absolute URI")?;
     if parsed.fragment().is_some() {
         return Err("must not have a fragment");

@@ -5,6 +5,7 @@ pub mod app;
 pub mod audit;
 pub mod authorization;
 pub mod client_auth;
+pub mod clients;
 pub mod config;
 pub mod endpoints;
 pub mod error;

@@ -17,6 +17,8 @@ pub struct AppState {
     pub rng: Arc<dyn Random>,
     pub keyring: Arc<Keyring>,
     pub grants: Arc<GrantRegistry>,
+    /// Every outbound fetch (jwks_uri, client metadata documents) goes through this.
+    pub fetcher: Arc<mandate_fetch::CachedFetcher>,
 }
 
 impl AppState {

@@ -307,6 +307,7 @@ impl GrantStore for PgStore {
             "DELETE FROM refresh_tokens WHERE expires_at <= $1",
             "DELETE FROM issued_access_tokens WHERE expires_at <= $1",
             "DELETE FROM browser_sessions WHERE expires_at <= $1",
+            "DELETE FROM used_jtis WHERE expires_at <= $1",
         ] {
             purged += sqlx::query(sql).bind(now).execute(&mut *tx).await?.rows_affected();
         }

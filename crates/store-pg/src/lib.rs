@@ -18,6 +18,7 @@ use sqlx::{ConnectOptions as _, Connection as _};
 pub mod testing;
 
 mod delegation;
+mod replay;
 
 /// Migrations take `pg_advisory_lock`, so instances starting together migrate once.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -86,7 +87,7 @@ impl ClientStore for PgStore {
         sqlx::query_as::<_, ClientRow>(
             "SELECT client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes, resources,
                     redirect_uris, post_logout_redirect_uris, application_type, require_pushed_authorization_requests,
-                    disabled
+                    jwks, jwks_uri, disabled
              FROM clients WHERE client_id = $1",
         )
         .bind(client_id)
@@ -101,8 +102,9 @@ impl ClientStore for PgStore {
         sqlx::query(
             "INSERT INTO clients (client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes,
                                   resources, redirect_uris, post_logout_redirect_uris, application_type,
-                                  require_pushed_authorization_requests, disabled, source, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                                  require_pushed_authorization_requests, jwks, jwks_uri, disabled, source, created_at,
+                                  updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
              ON CONFLICT (client_id) DO UPDATE SET
                 client_name = excluded.client_name, secret_digest = excluded.secret_digest,
                 token_endpoint_auth_method = excluded.token_endpoint_auth_method, grant_types = excluded.grant_types,
@@ -110,6 +112,7 @@ impl ClientStore for PgStore {
                 post_logout_redirect_uris = excluded.post_logout_redirect_uris,
                 application_type = excluded.application_type,
                 require_pushed_authorization_requests = excluded.require_pushed_authorization_requests,
+                jwks = excluded.jwks, jwks_uri = excluded.jwks_uri,
                 disabled = excluded.disabled, source = excluded.source, updated_at = excluded.updated_at",
         )
         .bind(r.client_id)
@@ -123,6 +126,8 @@ impl ClientStore for PgStore {
         .bind(r.post_logout_redirect_uris)
         .bind(r.application_type)
         .bind(r.require_pushed_authorization_requests)
+        .bind(r.jwks)
+        .bind(r.jwks_uri)
         .bind(r.disabled)
         .bind(source.as_str())
         .bind(now)

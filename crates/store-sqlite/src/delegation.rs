@@ -304,6 +304,7 @@ impl GrantStore for SqliteStore {
             "DELETE FROM refresh_tokens WHERE expires_at <= ?",
             "DELETE FROM issued_access_tokens WHERE expires_at <= ?",
             "DELETE FROM browser_sessions WHERE expires_at <= ?",
+            "DELETE FROM used_jtis WHERE expires_at <= ?",
         ] {
             purged += sqlx::query(sql).bind(now).execute(&mut *tx).await?.rows_affected();
         }

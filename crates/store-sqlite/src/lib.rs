@@ -15,6 +15,7 @@ use mandate_store::{
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 mod delegation;
+mod replay;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -76,7 +77,7 @@ impl ClientStore for SqliteStore {
         sqlx::query_as::<_, ClientRow>(
             "SELECT client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes, resources,
                     redirect_uris, post_logout_redirect_uris, application_type, require_pushed_authorization_requests,
-                    disabled
+                    jwks, jwks_uri, disabled
              FROM clients WHERE client_id = ?",
         )
         .bind(client_id)
@@ -91,8 +92,9 @@ impl ClientStore for SqliteStore {
         sqlx::query(
             "INSERT INTO clients (client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes,
                                   resources, redirect_uris, post_logout_redirect_uris, application_type,
-                                  require_pushed_authorization_requests, disabled, source, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  require_pushed_authorization_requests, jwks, jwks_uri, disabled, source, created_at,
+                                  updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (client_id) DO UPDATE SET
                 client_name = excluded.client_name, secret_digest = excluded.secret_digest,
                 token_endpoint_auth_method = excluded.token_endpoint_auth_method, grant_types = excluded.grant_types,
@@ -100,6 +102,7 @@ impl ClientStore for SqliteStore {
                 post_logout_redirect_uris = excluded.post_logout_redirect_uris,
                 application_type = excluded.application_type,
                 require_pushed_authorization_requests = excluded.require_pushed_authorization_requests,
+                jwks = excluded.jwks, jwks_uri = excluded.jwks_uri,
                 disabled = excluded.disabled, source = excluded.source, updated_at = excluded.updated_at",
         )
         .bind(r.client_id)
@@ -113,6 +116,8 @@ impl ClientStore for SqliteStore {
         .bind(r.post_logout_redirect_uris)
         .bind(r.application_type)
         .bind(r.require_pushed_authorization_requests)
+        .bind(r.jwks)
+        .bind(r.jwks_uri)
         .bind(r.disabled)
         .bind(source.as_str())
         .bind(now)

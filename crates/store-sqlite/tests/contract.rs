@@ -17,3 +17,13 @@ async fn racing_redemptions_across_instances() {
     let b = mandate_store_sqlite::SqliteStore::open(&url).await.unwrap();
     mandate_store::contract::racing_redemptions_across_instances(&a, &b).await;
 }
+
+/// Two instances on one database: a client assertion's `jti` is recorded by one of them only.
+#[tokio::test]
+async fn racing_jti_records_across_instances() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let url = format!("sqlite://{}/mandate.db", dir.display());
+    let a = mandate_store_sqlite::SqliteStore::open(&url).await.unwrap();
+    let b = mandate_store_sqlite::SqliteStore::open(&url).await.unwrap();
+    mandate_store::contract::racing_jti_records_across_instances(&a, &b).await;
+}

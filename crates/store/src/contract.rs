@@ -25,7 +25,9 @@ macro_rules! contract_tests {
             authorization_request_is_taken_once, expired_authorization_request_is_gone, code_is_redeemed_once,
             racing_redemptions_have_one_winner, refresh_token_rotates_once, revoking_a_grant_revokes_its_tokens,
             withdrawing_consent_revokes_the_pairs_grants, consents_are_replaced_listed_and_deleted,
-            sessions_expire, purge_drops_only_expired_delegation_rows);
+            sessions_expire, purge_drops_only_expired_delegation_rows, private_key_jwt_clients_round_trip,
+            jti_is_recorded_once, expired_jti_is_recorded_again, racing_jti_records_have_one_winner,
+            purge_drops_expired_jtis);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -51,6 +53,8 @@ fn client(id: &str) -> Client {
         post_logout_redirect_uris: vec![],
         application_type: ApplicationType::Web,
         require_pushed_authorization_requests: false,
+        jwks: None,
+        jwks_uri: None,
         disabled: false,
     }
 }
@@ -522,4 +526,75 @@ pub async fn purge_drops_only_expired_delegation_rows(store: &dyn Store) {
     store.revoke_grant("g1", now).await.unwrap();
     assert!(!store.is_access_token_revoked("jti-old").await.unwrap(), "its record was purged");
     assert!(store.is_access_token_revoked("jti-new").await.unwrap());
+}
+
+/// A JWK Set as a client registers it; the store keeps the text as given.
+const JWKS: &str = concat!(
+    r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","#,
+    r#""y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#
+);
+
+pub async fn private_key_jwt_clients_round_trip(store: &dyn Store) {
+    let mut c = Client {
+        secret: None,
+        token_endpoint_auth_method: TokenEndpointAuthMethod::PrivateKeyJwt,
+        jwks: Some(JWKS.into()),
+        jwks_uri: Some("https://agent.example/jwks.json".into()),
+        ..client("signing-agent")
+    };
+    store.put_client(&c, ClientSource::Config, 100).await.unwrap();
+    assert_eq!(store.get_client("signing-agent").await.unwrap(), Some(c.clone()));
+    c.jwks = None;
+    c.jwks_uri = Some("https://agent.example/keys".into());
+    store.put_client(&c, ClientSource::Config, 200).await.unwrap();
+    assert_eq!(store.get_client("signing-agent").await.unwrap(), Some(c.clone()), "an update replaces the keys");
+    c.jwks = Some(JWKS.into());
+    c.jwks_uri = None;
+    store.put_client(&c, ClientSource::Config, 300).await.unwrap();
+    assert_eq!(store.get_client("signing-agent").await.unwrap(), Some(c));
+}
+
+pub async fn jti_is_recorded_once(store: &dyn Store) {
+    assert!(store.record_once("agent:j1", 200, 100).await.unwrap());
+    assert!(!store.record_once("agent:j1", 200, 100).await.unwrap(), "a replay");
+    assert!(!store.record_once("agent:j1", 900, 199).await.unwrap(), "still live at 199");
+    assert!(store.record_once("agent:j2", 200, 100).await.unwrap(), "keys are recorded apart");
+    assert!(store.record_once("other:j1", 200, 100).await.unwrap());
+}
+
+pub async fn expired_jti_is_recorded_again(store: &dyn Store) {
+    assert!(store.record_once("agent:j1", 200, 100).await.unwrap());
+    assert!(store.record_once("agent:j1", 400, 200).await.unwrap(), "expired at 200, replaced");
+    assert!(!store.record_once("agent:j1", 400, 399).await.unwrap(), "the replacement lives until 400");
+    assert!(store.record_once("agent:j1", 500, 400).await.unwrap());
+}
+
+pub async fn racing_jti_records_have_one_winner(store: &dyn Store) {
+    racing_jti_records_across_instances(store, store).await;
+}
+
+/// Two callers (tasks of one instance, or two instances on one database) record the same key at
+/// once, new or replacing an expired record: exactly one succeeds.
+pub async fn racing_jti_records_across_instances(a: &dyn Store, b: &dyn Store) {
+    for i in 0..16 {
+        let key = format!("agent:new-{i}");
+        let (first, second) = tokio::join!(a.record_once(&key, 1000, 100), b.record_once(&key, 1000, 100));
+        let outcomes = [first.unwrap(), second.unwrap()];
+        assert_eq!(outcomes.iter().filter(|&&recorded| recorded).count(), 1, "round {i}: {outcomes:?}");
+
+        let key = format!("agent:expired-{i}");
+        assert!(a.record_once(&key, 100, 50).await.unwrap());
+        let (first, second) = tokio::join!(a.record_once(&key, 1000, 100), b.record_once(&key, 1000, 100));
+        let outcomes = [first.unwrap(), second.unwrap()];
+        assert_eq!(outcomes.iter().filter(|&&recorded| recorded).count(), 1, "round {i}, expired: {outcomes:?}");
+    }
+}
+
+pub async fn purge_drops_expired_jtis(store: &dyn Store) {
+    let now = 100_000;
+    assert!(store.record_once("agent:old", now, 1).await.unwrap());
+    assert!(store.record_once("agent:new", now + 1, 1).await.unwrap());
+    assert_eq!(store.purge_expired_delegation(now).await.unwrap(), 1, "only the expired jti");
+    assert_eq!(store.purge_expired_delegation(now).await.unwrap(), 0);
+    assert!(!store.record_once("agent:new", now + 1, now).await.unwrap(), "a live jti is kept");
 }

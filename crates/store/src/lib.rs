@@ -157,6 +157,15 @@ pub trait AuditStore: Send + Sync {
     async fn audit_by_jti(&self, jti: &str) -> StoreResult<Vec<AuditEvent>>;
 }
 
+/// One-time identifiers (the `jti` of client assertions, RFC 7523 §3), remembered by every
+/// instance until they expire.
+#[async_trait]
+pub trait ReplayStore: Send + Sync {
+    /// Records `key` until `expires_at`, atomically. `false` when it is already recorded and not
+    /// yet expired at `now` (a replay); an expired record is replaced.
+    async fn record_once(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<bool>;
+}
+
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
@@ -171,6 +180,7 @@ pub trait Store:
     + GrantStore
     + ConsentStore
     + SessionStore
+    + ReplayStore
 {
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;

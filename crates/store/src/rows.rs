@@ -33,6 +33,8 @@ pub struct ClientRow {
     pub post_logout_redirect_uris: String,
     pub application_type: String,
     pub require_pushed_authorization_requests: bool,
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
     pub disabled: bool,
 }
 
@@ -50,6 +52,8 @@ impl ClientRow {
             post_logout_redirect_uris: join(&c.post_logout_redirect_uris),
             application_type: c.application_type.as_str().to_owned(),
             require_pushed_authorization_requests: c.require_pushed_authorization_requests,
+            jwks: c.jwks.clone(),
+            jwks_uri: c.jwks_uri.clone(),
             disabled: c.disabled,
         }
     }
@@ -88,6 +92,8 @@ impl ClientRow {
             require_pushed_authorization_requests: self.require_pushed_authorization_requests,
             client_id: self.client_id,
             client_name: self.client_name,
+            jwks: self.jwks,
+            jwks_uri: self.jwks_uri,
             disabled: self.disabled,
         })
     }

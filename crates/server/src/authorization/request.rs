@@ -46,7 +46,8 @@ const PROMPTS: &[&str] = &["none", "login", "consent", "select_account"];
 /// The client named by `client_id`, enabled, or a page error.
 pub async fn client_of(state: &AppState, form: &OAuthForm) -> Result<Client, OAuthError> {
     let client_id = form.require("client_id")?;
-    let client = state.store.get_client(client_id).await.map_err(store_error)?;
+    // On a page, an unusable metadata document is a bad request, not an HTTP authentication failure.
+    let client = crate::clients::find(state, client_id).await.map_err(|e| e.with_status(400))?;
     match client {
         Some(c) if !c.disabled => Ok(c),
         _ => Err(OAuthError::invalid_request(format!("client {client_id:?} is not registered here"))),

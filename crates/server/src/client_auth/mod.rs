@@ -1,22 +1,27 @@
 //! Client authentication at the token, PAR, introspection and revocation endpoints (RFC 6749
-//! §2.3): `client_secret_basic`, `client_secret_post`, or `none` for public clients (which only
-//! name themselves), exactly one method per request, secrets
+//! §2.3): `client_secret_basic`, `client_secret_post`, `private_key_jwt` (see [`assertion`]), or
+//! `none` for public clients (which only name themselves), exactly one method per request, secrets
 //! compared as digests in constant time, one answer for every failure so clients can't be probed.
 
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use mandate_core::assertion::CLIENT_ASSERTION_TYPE;
 use mandate_core::{Client, OAuthError, SecretDigest, TokenEndpointAuthMethod};
-use mandate_store::Store;
 
-use crate::error::{Failure, store_error};
+use crate::error::Failure;
 use crate::form::OAuthForm;
+use crate::state::AppState;
+
+pub mod assertion;
 
 /// Credentials as presented, before they are checked.
 #[derive(Debug)]
 pub struct PresentedCredentials {
     pub client_id: String,
     secret: Option<String>,
+    /// The JWT of `private_key_jwt`.
+    assertion: Option<String>,
     method: TokenEndpointAuthMethod,
 }
 
@@ -28,6 +33,28 @@ pub fn presented(headers: &HeaderMap, form: &OAuthForm) -> Result<PresentedCrede
     };
     let body_id = form.get("client_id");
     let body_secret = form.get("client_secret");
+    if let Some(jwt) = form.get("client_assertion") {
+        if basic.is_some() || body_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "the client authenticated with more than one method (client_assertion and a secret)",
+            ));
+        }
+        if form.get("client_assertion_type") != Some(CLIENT_ASSERTION_TYPE) {
+            return Err(OAuthError::invalid_request(format!("client_assertion_type must be {CLIENT_ASSERTION_TYPE}")));
+        }
+        // RFC 7523 §3: the client is the assertion's subject; a client_id sent along must agree.
+        let subject = assertion::unverified_subject(jwt)
+            .ok_or_else(|| OAuthError::invalid_client("the client assertion is not a well-formed JWT with a sub"))?;
+        if body_id.is_some_and(|id| id != subject) {
+            return Err(OAuthError::invalid_client("client_id differs from the client assertion's subject"));
+        }
+        return Ok(PresentedCredentials {
+            client_id: subject,
+            secret: None,
+            assertion: Some(jwt.to_owned()),
+            method: TokenEndpointAuthMethod::PrivateKeyJwt,
+        });
+    }
     match (basic, body_secret) {
         (Some(_), Some(_)) => Err(OAuthError::invalid_request(
             "the client authenticated with more than one method (Authorization header and client_secret)",
@@ -39,6 +66,7 @@ pub fn presented(headers: &HeaderMap, form: &OAuthForm) -> Result<PresentedCrede
             Ok(PresentedCredentials {
                 client_id: id,
                 secret: Some(secret),
+                assertion: None,
                 method: TokenEndpointAuthMethod::ClientSecretBasic,
             })
         }
@@ -47,6 +75,7 @@ pub fn presented(headers: &HeaderMap, form: &OAuthForm) -> Result<PresentedCrede
             Ok(PresentedCredentials {
                 client_id: id.to_owned(),
                 secret: Some(secret.to_owned()),
+                assertion: None,
                 method: TokenEndpointAuthMethod::ClientSecretPost,
             })
         }
@@ -55,6 +84,7 @@ pub fn presented(headers: &HeaderMap, form: &OAuthForm) -> Result<PresentedCrede
             Some(id) => Ok(PresentedCredentials {
                 client_id: id.to_owned(),
                 secret: None,
+                assertion: None,
                 method: TokenEndpointAuthMethod::None,
             }),
             None => Err(OAuthError::invalid_client("client authentication is required")),
@@ -87,21 +117,36 @@ fn parse_basic(value: &str) -> Result<(String, String), OAuthError> {
 }
 
 /// Checks presented credentials against the registered client.
-pub async fn verify(store: &dyn Store, creds: &PresentedCredentials) -> Result<Client, Failure> {
+pub async fn verify(state: &AppState, creds: &PresentedCredentials) -> Result<Client, Failure> {
     const FAILED: &str = "client authentication failed";
     // A digest of nothing, compared when the client is unknown, so both paths cost the same.
     static DECOY: std::sync::OnceLock<SecretDigest> = std::sync::OnceLock::new();
-    let client = store.get_client(&creds.client_id).await.map_err(store_error)?;
+    let client = crate::clients::find(state, &creds.client_id).await?;
     let presented = creds.secret.as_deref().unwrap_or_default();
     let Some(client) = client else {
         DECOY.get_or_init(|| SecretDigest::of("")).verify(presented);
         return Err(OAuthError::invalid_client(FAILED).into());
     };
+    if client.disabled {
+        return Err(OAuthError::invalid_client(FAILED).into());
+    }
     let secret_ok = match creds.method {
         TokenEndpointAuthMethod::None => client.is_public(),
+        TokenEndpointAuthMethod::PrivateKeyJwt => {
+            if client.token_endpoint_auth_method != TokenEndpointAuthMethod::PrivateKeyJwt {
+                return Err(OAuthError::invalid_client(format!(
+                    "this client is registered for {}, not private_key_jwt",
+                    client.token_endpoint_auth_method
+                ))
+                .into());
+            }
+            let jwt = creds.assertion.as_deref().unwrap_or_default();
+            assertion::verify(state, &client, jwt).await?;
+            true
+        }
         _ => client.secret.as_ref().is_some_and(|d| d.verify(presented)),
     };
-    if !secret_ok || client.disabled {
+    if !secret_ok {
         return Err(OAuthError::invalid_client(FAILED).into());
     }
     if client.token_endpoint_auth_method != creds.method {
@@ -115,9 +160,9 @@ pub async fn verify(store: &dyn Store, creds: &PresentedCredentials) -> Result<C
 }
 
 /// Reads and checks the client's credentials in one step.
-pub async fn authenticate(store: &dyn Store, headers: &HeaderMap, form: &OAuthForm) -> Result<Client, Failure> {
+pub async fn authenticate(state: &AppState, headers: &HeaderMap, form: &OAuthForm) -> Result<Client, Failure> {
     let creds = presented(headers, form)?;
-    verify(store, &creds).await
+    verify(state, &creds).await
 }
 
 #[cfg(test)]

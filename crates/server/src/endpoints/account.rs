@@ -29,8 +29,7 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Response 
         };
         let mut consents = Vec::new();
         for c in state.store.list_consents(&session.username).await.map_err(store_error)? {
-            let client = state.store.get_client(&c.client_id).await.map_err(store_error)?;
-            let client_name = client.and_then(|c| c.client_name).unwrap_or_else(|| c.client_id.clone());
+            let client_name = crate::clients::display_name(&state, &c.client_id).await;
             consents.push(ConsentView { client_id: c.client_id, client_name, scope: c.scope, resources: c.resources });
         }
         let csrf = csrf::token(&state, &headers);

@@ -26,7 +26,7 @@ async fn show(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Res
     let Some(session) = session.filter(|s| !flow::needs_login(&request, Some(s), state.now())) else {
         return Ok(see_other(&flow::login_url(state, handle)));
     };
-    let client = state.store.get_client(&request.client_id).await.map_err(store_error)?.ok_or_else(flow::expired)?;
+    let client = crate::clients::find(state, &request.client_id).await?.ok_or_else(flow::expired)?;
     let mut resources = Vec::new();
     for uri in request.resources.split(' ') {
         let parsed = ResourceUri::parse(uri).map_err(|_| flow::expired())?;
@@ -36,6 +36,10 @@ async fn show(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Res
     let host = url::Url::parse(&request.redirect_uri).ok().and_then(|u| u.host_str().map(str::to_owned));
     let host = host.unwrap_or_else(|| request.redirect_uri.clone());
     let localhost_only = is_local(&host);
+    // A URL client proved its web address by serving its metadata document there.
+    let verified_host = crate::clients::metadata::is_url_client_id(&client.client_id)
+        .then(|| url::Url::parse(&client.client_id).ok().and_then(|u| u.host_str().map(str::to_owned)))
+        .flatten();
     let scopes = ScopeSet::parse(&request.scope).unwrap_or_default();
     let scopes: Vec<ScopeView> = scopes.iter().map(|s| describe(state, s, &resources)).collect();
     let csrf = csrf::token(state, headers);
@@ -50,6 +54,7 @@ async fn show(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Res
             client_name => client.client_name.as_deref().unwrap_or(&client.client_id),
             redirect_host => &host,
             localhost_only => localhost_only,
+            verified_host => verified_host,
             resources => minijinja::value::Serde(&resources),
             scopes => minijinja::value::Serde(&scopes),
         },

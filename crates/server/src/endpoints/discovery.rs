@@ -21,6 +21,8 @@ pub async fn metadata(state: &AppState) -> Result<Value, Failure> {
     scopes.extend(oidc::SCOPES.iter().map(|s| (*s).to_owned()));
     scopes.sort();
     scopes.dedup();
+    // Algorithms accepted in private_key_jwt assertions, named as JOSE names them.
+    let assertion_algs: Vec<String> = mandate_core::assertion::ALGORITHMS.iter().map(|a| format!("{a:?}")).collect();
     let auth_methods: Vec<&str> = TokenEndpointAuthMethod::ALL.iter().map(|m| m.as_str()).collect();
     // Introspection needs a confidential client: no `none` there.
     let confidential: Vec<&str> = auth_methods.iter().copied().filter(|m| *m != "none").collect();
@@ -41,11 +43,17 @@ pub async fn metadata(state: &AppState) -> Result<Value, Failure> {
         "token_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": confidential,
         "revocation_endpoint_auth_methods_supported": auth_methods,
+        // RFC 8414 §2: required once private_key_jwt is offered.
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "scopes_supported": scopes,
         // MCP authorization: S256 must be listed in both the OAuth and the OpenID documents.
         "code_challenge_methods_supported": ["S256"],
         // RFC 9207: `iss` in every authorization response, errors included.
         "authorization_response_iss_parameter_supported": true,
+        // MCP 2026-07-28: URL client ids whose metadata document is the registration.
+        "client_id_metadata_document_supported": state.settings.registration.metadata_documents,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [state.keyring.current().active.alg.as_str()],
         "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "email", "email_verified", "preferred_username"],

@@ -15,7 +15,7 @@ use crate::form::OAuthForm;
 use crate::state::AppState;
 
 pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAuthForm) -> Result<Response, Failure> {
-    let caller = client_auth::authenticate(state.store.as_ref(), &headers, &form).await?;
+    let caller = client_auth::authenticate(&state, &headers, &form).await?;
     if caller.is_public() {
         return Err(OAuthError::invalid_client("introspection needs an authenticated (confidential) client").into());
     }

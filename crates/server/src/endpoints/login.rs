@@ -144,8 +144,7 @@ async fn audit_failure(state: &AppState, username: &str, outcome: &str) {
 async fn client_name_for(state: &AppState, handle: Option<&str>) -> Result<Option<String>, OAuthError> {
     let Some(handle) = handle else { return Ok(None) };
     let request = flow::pending(state, handle).await?;
-    let client = state.store.get_client(&request.client_id).await.map_err(store_error)?;
-    Ok(client.map(|c| c.client_name.unwrap_or(c.client_id)))
+    Ok(Some(crate::clients::display_name(state, &request.client_id).await))
 }
 
 fn render(

@@ -10,7 +10,7 @@ use mandate_core::jose::verify_id_token_hint;
 use minijinja::context;
 
 use crate::authorization::response::with_query;
-use crate::error::{Failure, store_error};
+use crate::error::Failure;
 use crate::form::OAuthForm;
 use crate::state::AppState;
 use crate::web::{csrf, error_page, page, see_other, session, templates};
@@ -84,7 +84,7 @@ impl Target {
             (None, None) => None,
         };
         let client = match &client_id {
-            Some(id) => state.store.get_client(id).await.map_err(store_error)?,
+            Some(id) => crate::clients::find(state, id).await?,
             None => None,
         };
         let redirect = match form.get("post_logout_redirect_uri") {

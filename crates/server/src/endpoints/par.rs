@@ -15,7 +15,7 @@ use crate::form::OAuthForm;
 use crate::state::AppState;
 
 pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAuthForm) -> Result<Response, Failure> {
-    let client = client_auth::authenticate(state.store.as_ref(), &headers, &form).await?;
+    let client = client_auth::authenticate(&state, &headers, &form).await?;
     let request = check(&state, &client, &form, true).await.map_err(|refusal| {
         let e = refusal.into_error();
         tracing::info!(client_id = %client.client_id, error = e.code.as_str(), description = %e.description, "pushed authorization request refused");

@@ -15,7 +15,7 @@ use crate::form::OAuthForm;
 use crate::state::AppState;
 
 pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAuthForm) -> Result<Response, Failure> {
-    let client = client_auth::authenticate(state.store.as_ref(), &headers, &form).await?;
+    let client = client_auth::authenticate(&state, &headers, &form).await?;
     let token = form.require("token")?;
     if let Some(hint) = form.get("token_type_hint")
         && !matches!(hint, "access_token" | "refresh_token")

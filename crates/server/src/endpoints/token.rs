@@ -30,7 +30,7 @@ pub async fn handle(
     let presented = client_auth::presented(&headers, &form);
     let attempted = presented.as_ref().ok().map(|c| c.client_id.clone());
     let verified = match presented {
-        Ok(creds) => client_auth::verify(state.store.as_ref(), &creds).await,
+        Ok(creds) => client_auth::verify(&state, &creds).await,
         Err(e) => Err(e.into()),
     };
     let client = match verified {

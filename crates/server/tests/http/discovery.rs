@@ -24,11 +24,15 @@ async fn metadata_is_served_at_both_root_forms(backend: Backend) {
         );
         assert_eq!(
             m["token_endpoint_auth_methods_supported"],
-            serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+            serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"])
         );
         assert_eq!(
             m["introspection_endpoint_auth_methods_supported"],
-            serde_json::json!(["client_secret_basic", "client_secret_post"])
+            serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
+        );
+        assert_eq!(
+            m["token_endpoint_auth_signing_alg_values_supported"],
+            serde_json::json!(["ES256", "EdDSA", "RS256", "PS256"])
         );
         assert_eq!(
             m["scopes_supported"],
