@@ -15,6 +15,9 @@ pub enum AuditKind {
     GrantRevoked,
     SignedIn,
     SignInFailed,
+    /// A client registered itself (RFC 7591), or deleted its registration (RFC 7592).
+    ClientRegistered,
+    ClientDeleted,
 }
 
 impl AuditKind {
@@ -27,6 +30,8 @@ impl AuditKind {
         Self::GrantRevoked,
         Self::SignedIn,
         Self::SignInFailed,
+        Self::ClientRegistered,
+        Self::ClientDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +44,8 @@ impl AuditKind {
             Self::GrantRevoked => "grant_revoked",
             Self::SignedIn => "signed_in",
             Self::SignInFailed => "sign_in_failed",
+            Self::ClientRegistered => "client_registered",
+            Self::ClientDeleted => "client_deleted",
         }
     }
 

@@ -125,12 +125,15 @@ impl ApplicationType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientSource {
     Config,
+    /// Registered itself at `/register` (RFC 7591).
+    Dynamic,
 }
 
 impl ClientSource {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Config => "config",
+            Self::Dynamic => "dynamic",
         }
     }
 }

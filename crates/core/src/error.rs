@@ -27,6 +27,9 @@ pub enum ErrorCode {
     /// RFC 6750 §3.1: at the UserInfo endpoint.
     InvalidToken,
     InsufficientScope,
+    /// RFC 7591 §3.2.2.
+    InvalidRedirectUri,
+    InvalidClientMetadata,
 }
 
 impl ErrorCode {
@@ -49,6 +52,8 @@ impl ErrorCode {
             Self::InteractionRequired => "interaction_required",
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
         }
     }
 

@@ -22,8 +22,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::config::{DatabaseUrl, Settings};
 use crate::endpoints::{
-    account, authorize, consent, discovery, health, introspect, jwks, login, logout, metrics, par, revoke, token,
-    userinfo,
+    account, authorize, consent, discovery, health, introspect, jwks, login, logout, metrics, par, register, revoke,
+    token, userinfo,
 };
 use crate::error::Failure;
 use crate::grants::GrantRegistry;
@@ -107,7 +107,7 @@ pub async fn prepare(parts: Parts) -> Result<AppState, StartError> {
 }
 
 pub fn router(state: AppState) -> Router {
-    let issuer_routes = Router::new()
+    let mut issuer_routes = Router::new()
         .route("/authorize", get(authorize::get).post(authorize::post))
         .route("/par", post(par::handle))
         .route("/login", get(login::get).post(login::post))
@@ -123,6 +123,11 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::handle));
+    if state.settings.registration.dynamic {
+        issuer_routes = issuer_routes
+            .route("/register", post(register::register))
+            .route("/register/{client_id}", get(register::read).delete(register::delete));
+    }
     let path = state.settings.issuer.path().to_owned();
     let mut app = if path.is_empty() { issuer_routes } else { Router::new().nest(&path, issuer_routes) };
     for well_known in state.settings.issuer.discovery_paths() {
@@ -215,6 +220,12 @@ fn spawn_maintenance(state: AppState, shutdown: CancellationToken) {
                         Ok(n) if n > 0 => tracing::info!(purged = n, "expired revocations purged"),
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "purging expired revocations failed"),
+                    }
+                    let unused_since = state.now() - state.settings.registration.unused_registration_expiry.as_secs() as i64;
+                    match state.store.purge_unused_registrations(unused_since).await {
+                        Ok(n) if n > 0 => tracing::info!(purged = n, "unused self-registered clients deleted"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "purging unused registrations failed"),
                     }
                     match state.store.purge_expired_delegation(state.now()).await {
                         Ok(n) if n > 0 => tracing::info!(purged = n, "expired codes, requests, refresh tokens and sessions purged"),

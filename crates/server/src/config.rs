@@ -111,6 +111,13 @@ pub struct RawRegistration {
     pub client_metadata_scopes: Option<Vec<String>>,
     /// The resources URL clients may get tokens for; unset: every registered resource.
     pub client_metadata_resources: Option<Vec<String>>,
+    /// Dynamic registration needs this bearer token when set (its `sha256:` digest, from
+    /// `mandate secret generate`); unset: open registration.
+    pub initial_access_token_hash: Option<String>,
+    /// Registrations accepted per client address per hour.
+    pub max_registrations_per_address: u32,
+    /// Self-registered clients unused for this long are deleted.
+    pub unused_registration_expiry: String,
 }
 
 impl Default for RawRegistration {
@@ -124,6 +131,9 @@ impl Default for RawRegistration {
             client_metadata_same_origin_redirects: false,
             client_metadata_scopes: None,
             client_metadata_resources: None,
+            initial_access_token_hash: None,
+            max_registrations_per_address: 20,
+            unused_registration_expiry: "30d".into(),
         }
     }
 }
@@ -131,6 +141,11 @@ impl Default for RawRegistration {
 /// The checked registration policy.
 #[derive(Debug, Clone)]
 pub struct RegistrationSettings {
+    /// RFC 7591 registration at `/register`.
+    pub dynamic: bool,
+    pub initial_access_token: Option<SecretDigest>,
+    pub max_registrations_per_address: u32,
+    pub unused_registration_expiry: Duration,
     pub metadata_documents: bool,
     pub metadata_allowed_hosts: Vec<String>,
     pub metadata_denied_hosts: Vec<String>,
@@ -416,9 +431,6 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
         Duration::from_secs(1),
         Duration::from_secs(3600),
     )?;
-    if raw.registration.dynamic {
-        warnings.push("registration.dynamic is not implemented in this version; ignored".into());
-    }
 
     let resources = check_resources(&raw.resources)?;
     let offered: ScopeSet = resources.iter().fold(ScopeSet::default(), |acc, r| acc.union(&r.scopes));
@@ -509,7 +521,22 @@ fn check_registration(
             Some(uris)
         }
     };
+    let initial_access_token = raw
+        .initial_access_token_hash
+        .as_deref()
+        .map(SecretDigest::parse)
+        .transpose()
+        .map_err(|e| invalid("registration.initial_access_token_hash", e.to_string()))?;
     Ok(RegistrationSettings {
+        dynamic: raw.dynamic,
+        initial_access_token,
+        max_registrations_per_address: raw.max_registrations_per_address.max(1),
+        unused_registration_expiry: duration(
+            "registration.unused_registration_expiry",
+            &raw.unused_registration_expiry,
+            Duration::from_secs(3600),
+            Duration::from_secs(400 * 24 * 3600),
+        )?,
         metadata_documents: raw.client_id_metadata_documents,
         metadata_allowed_hosts: host_patterns(
             "registration.client_metadata_allowed_hosts",

@@ -11,13 +11,55 @@ use mandate_store::{
     AuditStore, ClientStore, KeyStore, ResourceStore, RevocationStore, Store, StoreError, StoreResult, StoredKey,
     UserStore,
 };
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions as _, Connection as _};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::query::Query;
+use sqlx::{ConnectOptions as _, Connection as _, Postgres};
+
+/// The statement adding one client row, its values bound by `bind_client`. `put_client` appends an
+/// upsert; registration does not, so a self-registered client never takes over an existing one.
+macro_rules! insert_client_sql {
+    () => {
+        "INSERT INTO clients (client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes,
+                              resources, redirect_uris, post_logout_redirect_uris, application_type,
+                              require_pushed_authorization_requests, jwks, jwks_uri, disabled, source, created_at,
+                              updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    };
+}
+
+/// Binds a client's row, its source and `now` (created and updated) to `insert_client_sql!()`.
+fn bind_client<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    client: &Client,
+    source: ClientSource,
+    now: UnixTime,
+) -> Query<'q, Postgres, PgArguments> {
+    let r = ClientRow::from_client(client);
+    query
+        .bind(r.client_id)
+        .bind(r.client_name)
+        .bind(r.secret_digest)
+        .bind(r.token_endpoint_auth_method)
+        .bind(r.grant_types)
+        .bind(r.scopes)
+        .bind(r.resources)
+        .bind(r.redirect_uris)
+        .bind(r.post_logout_redirect_uris)
+        .bind(r.application_type)
+        .bind(r.require_pushed_authorization_requests)
+        .bind(r.jwks)
+        .bind(r.jwks_uri)
+        .bind(r.disabled)
+        .bind(source.as_str())
+        .bind(now)
+        .bind(now)
+}
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
 mod delegation;
+mod registration;
 mod replay;
 
 /// Migrations take `pg_advisory_lock`, so instances starting together migrate once.
@@ -98,13 +140,9 @@ impl ClientStore for PgStore {
     }
 
     async fn put_client(&self, client: &Client, source: ClientSource, now: UnixTime) -> StoreResult<()> {
-        let r = ClientRow::from_client(client);
-        sqlx::query(
-            "INSERT INTO clients (client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes,
-                                  resources, redirect_uris, post_logout_redirect_uris, application_type,
-                                  require_pushed_authorization_requests, jwks, jwks_uri, disabled, source, created_at,
-                                  updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+        let query = sqlx::query(concat!(
+            insert_client_sql!(),
+            "
              ON CONFLICT (client_id) DO UPDATE SET
                 client_name = excluded.client_name, secret_digest = excluded.secret_digest,
                 token_endpoint_auth_method = excluded.token_endpoint_auth_method, grant_types = excluded.grant_types,
@@ -113,27 +151,9 @@ impl ClientStore for PgStore {
                 application_type = excluded.application_type,
                 require_pushed_authorization_requests = excluded.require_pushed_authorization_requests,
                 jwks = excluded.jwks, jwks_uri = excluded.jwks_uri,
-                disabled = excluded.disabled, source = excluded.source, updated_at = excluded.updated_at",
-        )
-        .bind(r.client_id)
-        .bind(r.client_name)
-        .bind(r.secret_digest)
-        .bind(r.token_endpoint_auth_method)
-        .bind(r.grant_types)
-        .bind(r.scopes)
-        .bind(r.resources)
-        .bind(r.redirect_uris)
-        .bind(r.post_logout_redirect_uris)
-        .bind(r.application_type)
-        .bind(r.require_pushed_authorization_requests)
-        .bind(r.jwks)
-        .bind(r.jwks_uri)
-        .bind(r.disabled)
-        .bind(source.as_str())
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+                disabled = excluded.disabled, source = excluded.source, updated_at = excluded.updated_at"
+        ));
+        bind_client(query, client, source, now).execute(&self.pool).await?;
         Ok(())
     }
 

@@ -12,9 +12,54 @@ use mandate_store::{
     AuditStore, ClientStore, KeyStore, ResourceStore, RevocationStore, Store, StoreError, StoreResult, StoredKey,
     UserStore,
 };
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Sqlite;
+use sqlx::query::Query;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// The statement adding one client row, its values bound by `bind_client`. `put_client` appends an
+/// upsert; registration does not, so a self-registered client never takes over an existing one.
+macro_rules! insert_client_sql {
+    () => {
+        "INSERT INTO clients (client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes,
+                              resources, redirect_uris, post_logout_redirect_uris, application_type,
+                              require_pushed_authorization_requests, jwks, jwks_uri, disabled, source, created_at,
+                              updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    };
+}
+
+/// Binds a client's row, its source and `now` (created and updated) to `insert_client_sql!()`.
+fn bind_client<'q>(
+    query: Query<'q, Sqlite, SqliteArguments>,
+    client: &Client,
+    source: ClientSource,
+    now: UnixTime,
+) -> Query<'q, Sqlite, SqliteArguments> {
+    let r = ClientRow::from_client(client);
+    query
+        .bind(r.client_id)
+        .bind(r.client_name)
+        .bind(r.secret_digest)
+        .bind(r.token_endpoint_auth_method)
+        .bind(r.grant_types)
+        .bind(r.scopes)
+        .bind(r.resources)
+        .bind(r.redirect_uris)
+        .bind(r.post_logout_redirect_uris)
+        .bind(r.application_type)
+        .bind(r.require_pushed_authorization_requests)
+        .bind(r.jwks)
+        .bind(r.jwks_uri)
+        .bind(r.disabled)
+        .bind(source.as_str())
+        .bind(now)
+        .bind(now)
+}
 
 mod delegation;
+mod registration;
 mod replay;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -88,13 +133,9 @@ impl ClientStore for SqliteStore {
     }
 
     async fn put_client(&self, client: &Client, source: ClientSource, now: UnixTime) -> StoreResult<()> {
-        let r = ClientRow::from_client(client);
-        sqlx::query(
-            "INSERT INTO clients (client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes,
-                                  resources, redirect_uris, post_logout_redirect_uris, application_type,
-                                  require_pushed_authorization_requests, jwks, jwks_uri, disabled, source, created_at,
-                                  updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        let query = sqlx::query(concat!(
+            insert_client_sql!(),
+            "
              ON CONFLICT (client_id) DO UPDATE SET
                 client_name = excluded.client_name, secret_digest = excluded.secret_digest,
                 token_endpoint_auth_method = excluded.token_endpoint_auth_method, grant_types = excluded.grant_types,
@@ -103,27 +144,9 @@ impl ClientStore for SqliteStore {
                 application_type = excluded.application_type,
                 require_pushed_authorization_requests = excluded.require_pushed_authorization_requests,
                 jwks = excluded.jwks, jwks_uri = excluded.jwks_uri,
-                disabled = excluded.disabled, source = excluded.source, updated_at = excluded.updated_at",
-        )
-        .bind(r.client_id)
-        .bind(r.client_name)
-        .bind(r.secret_digest)
-        .bind(r.token_endpoint_auth_method)
-        .bind(r.grant_types)
-        .bind(r.scopes)
-        .bind(r.resources)
-        .bind(r.redirect_uris)
-        .bind(r.post_logout_redirect_uris)
-        .bind(r.application_type)
-        .bind(r.require_pushed_authorization_requests)
-        .bind(r.jwks)
-        .bind(r.jwks_uri)
-        .bind(r.disabled)
-        .bind(source.as_str())
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+                disabled = excluded.disabled, source = excluded.source, updated_at = excluded.updated_at"
+        ));
+        bind_client(query, client, source, now).execute(&self.pool).await?;
         Ok(())
     }
 

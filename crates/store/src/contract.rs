@@ -9,7 +9,7 @@ use mandate_core::{
 
 use crate::{
     AuthorizationCode, AuthorizationRequest, BrowserSession, CodeRedemption, Consent, Grant, RefreshToken, RefreshUse,
-    Store, StoredKey,
+    Registration, Store, StoredKey,
 };
 
 /// Generates one `#[tokio::test]` per contract check; `$make` is an async expression giving a
@@ -27,7 +27,10 @@ macro_rules! contract_tests {
             withdrawing_consent_revokes_the_pairs_grants, consents_are_replaced_listed_and_deleted,
             sessions_expire, purge_drops_only_expired_delegation_rows, private_key_jwt_clients_round_trip,
             jti_is_recorded_once, expired_jti_is_recorded_again, racing_jti_records_have_one_winner,
-            purge_drops_expired_jtis);
+            purge_drops_expired_jtis, registered_clients_round_trip, registration_never_takes_over_a_client,
+            failed_registration_leaves_no_client, registrations_are_found_by_metadata,
+            deleting_a_registered_client_removes_both, touching_a_registration_moves_last_used_at,
+            purge_drops_only_unused_registered_clients);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -597,4 +600,140 @@ pub async fn purge_drops_expired_jtis(store: &dyn Store) {
     assert_eq!(store.purge_expired_delegation(now).await.unwrap(), 1, "only the expired jti");
     assert_eq!(store.purge_expired_delegation(now).await.unwrap(), 0);
     assert!(!store.record_once("agent:new", now + 1, now).await.unwrap(), "a live jti is kept");
+}
+
+/// A public client as `/register` stores it.
+fn registered_client(id: &str) -> Client {
+    Client {
+        client_name: Some("MCP desktop client".into()),
+        secret: None,
+        token_endpoint_auth_method: TokenEndpointAuthMethod::None,
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        resources: None,
+        redirect_uris: vec!["http://127.0.0.1:33418/callback".into()],
+        application_type: ApplicationType::Native,
+        ..client(id)
+    }
+}
+
+fn registration(client_id: &str, metadata_hash: Option<&str>, created_at: i64) -> Registration {
+    Registration {
+        client_id: client_id.into(),
+        access_token_hash: format!("rat-digest-{client_id}"),
+        metadata_hash: metadata_hash.map(str::to_owned),
+        created_at,
+        last_used_at: created_at,
+    }
+}
+
+async fn register(store: &dyn Store, id: &str, metadata_hash: Option<&str>, created_at: i64) {
+    store.register_client(&registered_client(id), &registration(id, metadata_hash, created_at)).await.unwrap();
+}
+
+pub async fn registered_clients_round_trip(store: &dyn Store) {
+    assert_eq!(store.get_registration("dyn-1").await.unwrap(), None);
+    let c = registered_client("dyn-1");
+    let r = registration("dyn-1", Some("meta-1"), 100);
+    store.register_client(&c, &r).await.unwrap();
+    assert_eq!(store.get_client("dyn-1").await.unwrap(), Some(c));
+    assert_eq!(store.get_registration("dyn-1").await.unwrap(), Some(r));
+    assert_eq!(store.list_client_ids(ClientSource::Dynamic).await.unwrap(), vec!["dyn-1".to_owned()]);
+    assert!(store.list_client_ids(ClientSource::Config).await.unwrap().is_empty(), "stored as dynamic, not config");
+    let confidential = registration("dyn-2", None, 100);
+    store.register_client(&client("dyn-2"), &confidential).await.unwrap();
+    assert_eq!(store.get_registration("dyn-2").await.unwrap(), Some(confidential));
+}
+
+pub async fn registration_never_takes_over_a_client(store: &dyn Store) {
+    let config = client("agent");
+    store.put_client(&config, ClientSource::Config, 1).await.unwrap();
+    assert!(store.register_client(&registered_client("agent"), &registration("agent", None, 100)).await.is_err());
+    assert_eq!(store.get_client("agent").await.unwrap(), Some(config), "the config client is untouched");
+    assert_eq!(store.list_client_ids(ClientSource::Config).await.unwrap(), vec!["agent".to_owned()]);
+    assert_eq!(store.get_registration("agent").await.unwrap(), None);
+}
+
+pub async fn failed_registration_leaves_no_client(store: &dyn Store) {
+    register(store, "first", None, 100).await;
+    // The client insert succeeds, the registration row collides: the transaction undoes both.
+    assert!(store.register_client(&registered_client("second"), &registration("first", None, 200)).await.is_err());
+    assert_eq!(store.get_client("second").await.unwrap(), None);
+    assert_eq!(store.list_client_ids(ClientSource::Dynamic).await.unwrap(), vec!["first".to_owned()]);
+    assert_eq!(store.get_registration("first").await.unwrap().unwrap().created_at, 100);
+}
+
+pub async fn registrations_are_found_by_metadata(store: &dyn Store) {
+    assert_eq!(store.find_registration_by_metadata("meta").await.unwrap(), None);
+    register(store, "older", Some("meta"), 100).await;
+    register(store, "newer", Some("meta"), 200).await;
+    register(store, "other", Some("other-meta"), 300).await;
+    register(store, "confidential", None, 400).await;
+    let found = store.find_registration_by_metadata("meta").await.unwrap().unwrap();
+    assert_eq!(found, registration("newer", Some("meta"), 200), "the most recent of several");
+    assert!(store.set_client_disabled("newer", true, 500).await.unwrap());
+    let found = store.find_registration_by_metadata("meta").await.unwrap().unwrap();
+    assert_eq!(found.client_id, "older", "a disabled client is not shared");
+    assert!(store.set_client_disabled("older", true, 500).await.unwrap());
+    assert_eq!(store.find_registration_by_metadata("meta").await.unwrap(), None);
+    assert_eq!(store.find_registration_by_metadata("other-meta").await.unwrap().unwrap().client_id, "other");
+}
+
+pub async fn deleting_a_registered_client_removes_both(store: &dyn Store) {
+    let config = client("config-agent");
+    store.put_client(&config, ClientSource::Config, 1).await.unwrap();
+    register(store, "dyn-1", Some("meta"), 100).await;
+    register(store, "dyn-2", Some("meta"), 100).await;
+    assert!(store.delete_registered_client("dyn-1").await.unwrap());
+    assert_eq!(store.get_client("dyn-1").await.unwrap(), None);
+    assert_eq!(store.get_registration("dyn-1").await.unwrap(), None, "the registration goes with its client");
+    assert_eq!(store.find_registration_by_metadata("meta").await.unwrap().unwrap().client_id, "dyn-2");
+    assert!(!store.delete_registered_client("dyn-1").await.unwrap(), "already gone");
+    assert!(!store.delete_registered_client("nobody").await.unwrap());
+    assert!(!store.delete_registered_client("config-agent").await.unwrap(), "config clients are not deleted here");
+    assert_eq!(store.get_client("config-agent").await.unwrap(), Some(config));
+    // A registered client that the configuration later names becomes a config client.
+    register(store, "promoted", None, 100).await;
+    let promoted = client("promoted");
+    store.put_client(&promoted, ClientSource::Config, 200).await.unwrap();
+    assert!(!store.delete_registered_client("promoted").await.unwrap());
+    assert_eq!(store.get_client("promoted").await.unwrap(), Some(promoted));
+    assert!(store.get_registration("dyn-2").await.unwrap().is_some(), "other registrations stay");
+}
+
+pub async fn touching_a_registration_moves_last_used_at(store: &dyn Store) {
+    register(store, "dyn", None, 100).await;
+    register(store, "idle", None, 100).await;
+    store.touch_registration("dyn", 500).await.unwrap();
+    let touched = store.get_registration("dyn").await.unwrap().unwrap();
+    assert_eq!((touched.created_at, touched.last_used_at), (100, 500));
+    assert_eq!(store.get_registration("idle").await.unwrap().unwrap().last_used_at, 100, "only that registration");
+    store.touch_registration("dyn", 300).await.unwrap();
+    assert_eq!(store.get_registration("dyn").await.unwrap().unwrap().last_used_at, 500, "never moves back");
+    store.touch_registration("nobody", 500).await.unwrap();
+    assert_eq!(store.get_registration("nobody").await.unwrap(), None);
+}
+
+pub async fn purge_drops_only_unused_registered_clients(store: &dyn Store) {
+    let config = client("config-agent");
+    store.put_client(&config, ClientSource::Config, 1).await.unwrap();
+    register(store, "promoted", None, 100).await;
+    let promoted = client("promoted");
+    store.put_client(&promoted, ClientSource::Config, 200).await.unwrap();
+    register(store, "unused", None, 100).await;
+    register(store, "used", None, 100).await;
+    register(store, "at-cutoff", None, 500).await;
+    register(store, "recent", None, 900).await;
+    store.touch_registration("used", 800).await.unwrap();
+    assert_eq!(store.purge_unused_registrations(500).await.unwrap(), 1, "only the client unused since before 500");
+    assert_eq!(store.get_client("unused").await.unwrap(), None);
+    assert_eq!(store.get_registration("unused").await.unwrap(), None);
+    for kept in ["used", "at-cutoff", "recent"] {
+        assert!(store.get_client(kept).await.unwrap().is_some(), "{kept}");
+        assert!(store.get_registration(kept).await.unwrap().is_some(), "{kept}");
+    }
+    assert_eq!(store.purge_unused_registrations(500).await.unwrap(), 0);
+    assert_eq!(store.purge_unused_registrations(10_000).await.unwrap(), 3, "config clients are never purged");
+    assert_eq!(store.get_client("config-agent").await.unwrap(), Some(config));
+    assert_eq!(store.get_client("promoted").await.unwrap(), Some(promoted), "nor a registered client made config");
+    assert!(store.list_client_ids(ClientSource::Dynamic).await.unwrap().is_empty());
 }

@@ -166,6 +166,35 @@ pub trait ReplayStore: Send + Sync {
     async fn record_once(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<bool>;
 }
 
+/// A client that registered itself (RFC 7591), with what managing it needs (RFC 7592).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub client_id: String,
+    /// SHA-256 digest (`SecretDigest::encode`) of the registration access token.
+    pub access_token_hash: String,
+    /// Digest of a public client's canonical metadata: identical registrations share one client.
+    pub metadata_hash: Option<String>,
+    pub created_at: UnixTime,
+    /// When a token was last issued to it; unused registrations expire.
+    pub last_used_at: UnixTime,
+}
+
+#[async_trait]
+pub trait RegistrationStore: Send + Sync {
+    /// Stores a self-registered client (source `Dynamic`) and its registration, in one transaction.
+    async fn register_client(&self, client: &Client, registration: &Registration) -> StoreResult<()>;
+    async fn get_registration(&self, client_id: &str) -> StoreResult<Option<Registration>>;
+    /// The registration of an enabled client with this metadata digest, if any.
+    async fn find_registration_by_metadata(&self, metadata_hash: &str) -> StoreResult<Option<Registration>>;
+    /// Deletes a self-registered client and its registration (RFC 7592 §2.3); whether it existed.
+    /// Config clients are never deleted here.
+    async fn delete_registered_client(&self, client_id: &str) -> StoreResult<bool>;
+    /// Records a use (a token issued) at `now`.
+    async fn touch_registration(&self, client_id: &str, now: UnixTime) -> StoreResult<()>;
+    /// Deletes self-registered clients last used before `before`; returns how many.
+    async fn purge_unused_registrations(&self, before: UnixTime) -> StoreResult<u64>;
+}
+
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
@@ -181,6 +210,7 @@ pub trait Store:
     + ConsentStore
     + SessionStore
     + ReplayStore
+    + RegistrationStore
 {
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;

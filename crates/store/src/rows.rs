@@ -6,7 +6,7 @@ use mandate_core::client::{ApplicationType, ClientSource};
 use mandate_core::{AuditEvent, AuditKind, Client, Resource, ResourceUri, ScopeSet, SecretDigest, User};
 
 use crate::delegation::{AuthorizationCode, AuthorizationRequest, BrowserSession, Consent, Grant, RefreshToken};
-use crate::{StoreError, StoredKey};
+use crate::{Registration, StoreError, StoredKey};
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
@@ -355,6 +355,27 @@ impl From<BrowserSessionRow> for BrowserSession {
             username: r.username,
             auth_time: r.auth_time,
             expires_at: r.expires_at,
+        }
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct RegistrationRow {
+    pub client_id: String,
+    pub access_token_hash: String,
+    pub metadata_hash: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: i64,
+}
+
+impl From<RegistrationRow> for Registration {
+    fn from(r: RegistrationRow) -> Self {
+        Registration {
+            client_id: r.client_id,
+            access_token_hash: r.access_token_hash,
+            metadata_hash: r.metadata_hash,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Finding the client a request names: a registered client from the database, or, for an https
 //! URL, a client ID metadata document fetched and checked on demand (see [`metadata`]).
 
+pub mod document;
 pub mod metadata;
 
 use mandate_core::{Client, OAuthError};

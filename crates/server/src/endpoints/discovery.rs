@@ -26,7 +26,7 @@ pub async fn metadata(state: &AppState) -> Result<Value, Failure> {
     let auth_methods: Vec<&str> = TokenEndpointAuthMethod::ALL.iter().map(|m| m.as_str()).collect();
     // Introspection needs a confidential client: no `none` there.
     let confidential: Vec<&str> = auth_methods.iter().copied().filter(|m| *m != "none").collect();
-    Ok(json!({
+    let mut document = json!({
         "issuer": issuer.as_str(),
         "authorization_endpoint": issuer.endpoint("/authorize"),
         "pushed_authorization_request_endpoint": issuer.endpoint("/par"),
@@ -61,5 +61,9 @@ pub async fn metadata(state: &AppState) -> Result<Value, Failure> {
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
-    }))
+    });
+    if state.settings.registration.dynamic {
+        document["registration_endpoint"] = json!(issuer.endpoint("/register"));
+    }
+    Ok(document)
 }

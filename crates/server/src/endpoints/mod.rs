@@ -11,6 +11,7 @@ pub mod login;
 pub mod logout;
 pub mod metrics;
 pub mod par;
+pub mod register;
 pub mod revoke;
 pub mod token;
 pub mod userinfo;

@@ -74,6 +74,10 @@ async fn issue(
     event.parent_jti = issued.parent_jti.clone();
     // No token leaves before its issuance is on record.
     record_issuance(state.store.as_ref(), &event).await?;
+    if client.client_id.starts_with(super::register::CLIENT_ID_PREFIX) {
+        // Self-registered clients expire when unused; this one is in use.
+        state.store.touch_registration(&client.client_id, state.now()).await.map_err(crate::error::store_error)?;
+    }
     metrics::counter!("mandate_tokens_issued_total", "grant_type" => grant.as_str()).increment(1);
     tracing::info!(grant_type, client_id = %client.client_id, jti = %issued.jti, aud = %issued.audience, "token issued");
 

@@ -12,4 +12,5 @@ mod pages;
 mod persistence;
 mod private_key_jwt;
 mod refresh;
+mod registration;
 mod token;

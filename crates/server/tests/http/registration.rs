@@ -1,0 +1,194 @@
+//! Dynamic client registration (RFC 7591) and management (RFC 7592): open or behind an initial
+//! access token, metadata checked, identical public registrations shared, throttled per address.
+
+use serde_json::{Value, json};
+
+use crate::common::browser::*;
+use crate::common::{Backend, MCP, Options, TestServer, assert_oauth_error, fresh_database};
+
+async fn server(backend: Backend, registration: &str) -> TestServer {
+    let config = format!("[registration]\ndynamic = true\n{registration}\n{}", delegation_config());
+    TestServer::start_on(fresh_database(backend).await, Options { config, ..Options::default() }).await
+}
+
+async fn register(server: &TestServer, body: Value, token: Option<&str>) -> reqwest::Response {
+    let mut req = server.http.post(server.url("/register")).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap()
+}
+
+fn native_app() -> Value {
+    json!({
+        "client_name": "Registered CLI", "application_type": "native", "token_endpoint_auth_method": "none",
+        "redirect_uris": [NATIVE_REDIRECT], "grant_types": ["authorization_code", "refresh_token"], "scope": "tools:read",
+    })
+}
+
+async fn public_clients_register_once_and_complete_the_flow(backend: Backend) {
+    let server = server(backend, "").await;
+    let meta: Value = server
+        .http
+        .get(server.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["registration_endpoint"], server.url("/register"));
+
+    let res = register(&server, native_app(), None).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let first: Value = res.json().await.unwrap();
+    let client_id = first["client_id"].as_str().unwrap().to_owned();
+    assert!(first.get("client_secret").is_none(), "public clients get no secret");
+    assert_eq!(first["application_type"], "native");
+    assert!(first["registration_access_token"].is_string());
+    // The same metadata again: the same client, not a new row.
+    let again: Value = register(&server, native_app(), None).await.json().await.unwrap();
+    assert_eq!(again["client_id"], client_id.as_str());
+
+    // The registered scope is not a ceiling: a step-up to another resource scope works.
+    let mut b = Browser::new();
+    let code = authorize_as_alice(
+        &server,
+        &mut b,
+        &client_id,
+        "http://127.0.0.1:61000/callback",
+        &[("scope", "tools:read tools:call")],
+    )
+    .await;
+    let res = server
+        .post_form(
+            "/token",
+            None,
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", &client_id),
+                ("code", &code),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["scope"], "tools:call tools:read");
+
+    // RFC 7592: read with the registration access token, delete, and the client is gone.
+    let token = first["registration_access_token"].as_str().unwrap();
+    let uri = first["registration_client_uri"].as_str().unwrap();
+    assert_eq!(server.http.get(uri).bearer_auth("wrong").send().await.unwrap().status(), 401);
+    let read: Value = server.http.get(uri).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(read["client_id"], client_id.as_str());
+    assert_eq!(server.http.delete(uri).bearer_auth(token).send().await.unwrap().status(), 204);
+    let gone = b.get(&authorize_url(&server, &client_id, NATIVE_REDIRECT, &[])).await;
+    assert_eq!(gone.status, 400, "a deleted client is unknown");
+}
+
+async fn confidential_clients_get_a_secret(backend: Backend) {
+    let server = server(backend, "").await;
+    let body = json!({ "client_name": "Build bot", "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_basic" });
+    let res = register(&server, body.clone(), None).await;
+    assert_eq!(res.status(), 201);
+    let reg: Value = res.json().await.unwrap();
+    let (id, secret) = (reg["client_id"].as_str().unwrap(), reg["client_secret"].as_str().unwrap());
+    assert_eq!(reg["client_secret_expires_at"], 0);
+    let res = server
+        .post_form(
+            "/token",
+            Some((id, secret)),
+            &[("grant_type", "client_credentials"), ("resource", MCP), ("scope", "tools:read")],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    // Confidential registrations are never merged: each gets its own client and secret.
+    let other: Value = register(&server, body, None).await.json().await.unwrap();
+    assert_ne!(other["client_id"], reg["client_id"]);
+}
+
+async fn bad_metadata_is_refused(backend: Backend) {
+    let server = server(backend, "").await;
+    let cases = [
+        (
+            json!({ "redirect_uris": ["http://app.example/cb"], "token_endpoint_auth_method": "none" }),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({ "redirect_uris": ["https://app.example/cb#x"], "token_endpoint_auth_method": "none" }),
+            "invalid_redirect_uri",
+        ),
+        (json!({ "token_endpoint_auth_method": "none" }), "invalid_redirect_uri"),
+        (
+            json!({ "redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "client_secret_jwt" }),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({ "redirect_uris": ["https://app.example/cb"], "grant_types": ["password"] }),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({ "redirect_uris": ["https://app.example/cb"], "grant_types": ["implicit"], "response_types": ["token"] }),
+            "invalid_client_metadata",
+        ),
+        (json!({ "redirect_uris": ["https://app.example/cb"], "client_secret": "mine" }), "invalid_client_metadata"),
+        (
+            json!({ "grant_types": ["client_credentials"], "token_endpoint_auth_method": "none" }),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({ "redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "private_key_jwt" }),
+            "invalid_client_metadata",
+        ),
+    ];
+    for (body, error) in cases {
+        let res = register(&server, body.clone(), None).await;
+        assert_oauth_error(res, 400, error).await;
+    }
+    let res = server
+        .http
+        .post(server.url("/register"))
+        .body("not json")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(res, 400, "invalid_client_metadata").await;
+    let res = server.http.post(server.url("/register")).form(&[("client_name", "x")]).send().await.unwrap();
+    assert_oauth_error(res, 400, "invalid_request").await;
+}
+
+async fn initial_access_token_and_throttling(backend: Backend) {
+    let digest = mandate_core::SecretDigest::of("initial-token-0123456789").encode();
+    let server =
+        server(backend, &format!("initial_access_token_hash = \"{digest}\"\nmax_registrations_per_address = 3")).await;
+    let res = register(&server, native_app(), None).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(register(&server, native_app(), Some("wrong")).await.status(), 401);
+    for i in 0..3 {
+        let mut body = native_app();
+        body["client_name"] = json!(format!("CLI {i}"));
+        assert_eq!(register(&server, body, Some("initial-token-0123456789")).await.status(), 201);
+    }
+    let res = register(&server, native_app(), Some("initial-token-0123456789")).await;
+    assert_eq!(res.status(), 429, "a fourth registration within the hour from one address");
+}
+
+async fn registration_is_off_by_default(backend: Backend) {
+    let server = TestServer::start_on(
+        fresh_database(backend).await,
+        Options { config: delegation_config(), ..Options::default() },
+    )
+    .await;
+    assert_eq!(register(&server, native_app(), None).await.status(), 404);
+}
+
+crate::on_both_backends!(
+    public_clients_register_once_and_complete_the_flow,
+    confidential_clients_get_a_secret,
+    bad_metadata_is_refused,
+    initial_access_token_and_throttling,
+    registration_is_off_by_default,
+);
