@@ -109,15 +109,7 @@ async fn a_url_client_completes_the_code_flow(backend: Backend) {
     assert_eq!(claims["client_id"], client_id);
     assert_eq!(claims["aud"], MCP);
     assert_eq!(site.hits.load(Ordering::SeqCst), 1, "the document is fetched once and cached");
-    let meta: Value = server
-        .http
-        .get(server.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = server.metadata().await;
     assert_eq!(meta["client_id_metadata_document_supported"], true);
 }
 

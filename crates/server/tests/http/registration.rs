@@ -28,15 +28,7 @@ fn native_app() -> Value {
 
 async fn public_clients_register_once_and_complete_the_flow(backend: Backend) {
     let server = server(backend, "").await;
-    let meta: Value = server
-        .http
-        .get(server.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = server.metadata().await;
     assert_eq!(meta["registration_endpoint"], server.url("/register"));
 
     let res = register(&server, native_app(), None).await;

@@ -177,6 +177,13 @@ impl TestServer {
         res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// The authorization server metadata (RFC 8414).
+    pub async fn metadata(&self) -> Value {
+        let res = self.http.get(self.url("/.well-known/oauth-authorization-server")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
     pub async fn introspect(&self, token: &str) -> Value {
         let res = self.post_form("/introspect", Some(("resource-server", RS_SECRET)), &[("token", token)]).await;
         assert_eq!(res.status(), 200);
