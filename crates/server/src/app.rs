@@ -94,7 +94,10 @@ pub async fn prepare(parts: Parts) -> Result<AppState, StartError> {
         allow_private_networks: parts.settings.allow_private_networks,
         ..Default::default()
     };
+    let metadata_policy =
+        mandate_fetch::FetchPolicy { max_bytes: crate::clients::metadata::MAX_DOCUMENT_BYTES, ..policy.clone() };
     let fetcher = mandate_fetch::CachedFetcher::new(mandate_fetch::Fetcher::new(policy)?);
+    let metadata_fetcher = mandate_fetch::CachedFetcher::new(mandate_fetch::Fetcher::new(metadata_policy)?);
     Ok(AppState {
         settings: Arc::new(parts.settings),
         store: parts.store,
@@ -103,6 +106,7 @@ pub async fn prepare(parts: Parts) -> Result<AppState, StartError> {
         keyring: Arc::new(keyring),
         grants: Arc::new(GrantRegistry::standard()),
         fetcher: Arc::new(fetcher),
+        metadata_fetcher: Arc::new(metadata_fetcher),
     })
 }
 

@@ -17,8 +17,10 @@ pub struct AppState {
     pub rng: Arc<dyn Random>,
     pub keyring: Arc<Keyring>,
     pub grants: Arc<GrantRegistry>,
-    /// Every outbound fetch (jwks_uri, client metadata documents) goes through this.
+    /// Every outbound fetch goes through the SSRF-safe fetcher: this one for `jwks_uri`…
     pub fetcher: Arc<mandate_fetch::CachedFetcher>,
+    /// …and this one, capped at 5 KB while streaming, for client ID metadata documents.
+    pub metadata_fetcher: Arc<mandate_fetch::CachedFetcher>,
 }
 
 impl AppState {

@@ -29,13 +29,10 @@ pub async fn resolve(state: &AppState, url: &str) -> Result<Client, OAuthError> 
     if !policy.allows_host(&host) {
         return Err(refused(format!("{host} is not allowed to register by URL here")));
     }
-    let fetched = state.fetcher.get_cached(url, mandate_fetch::Accept::json()).await.map_err(|e| {
+    let fetched = state.metadata_fetcher.get_cached(url, mandate_fetch::Accept::json()).await.map_err(|e| {
         tracing::info!(client_id = url, error = %e, "client ID metadata document fetch failed");
         refused(e)
     })?;
-    if fetched.body.len() > MAX_DOCUMENT_BYTES {
-        return Err(refused(format!("it is larger than {MAX_DOCUMENT_BYTES} bytes")));
-    }
     let doc: ClientMetadata =
         serde_json::from_slice(&fetched.body).map_err(|e| refused(format!("it is not valid ({e})")))?;
     if doc.client_id.as_deref() != Some(url) {

@@ -121,7 +121,7 @@ async fn every_failure_mode_is_refused(backend: Backend) {
         ("redirect", "302"),
         ("missing", "404"),
         ("html", "content type"),
-        ("big", "larger"),
+        ("big", "exceeds 5120 bytes"),
         ("mismatch", "client_id"),
         ("secret", "token_endpoint_auth_method"),
         ("no-redirects", "redirect_uris"),
