@@ -9,6 +9,7 @@ command -v npm >/dev/null || need_apt+=(nodejs npm)
 command -v cc >/dev/null || need_apt+=(build-essential)
 [[ -x /usr/bin/chromium ]] || need_apt+=(chromium)   # interop/test/browser.test.mjs (playwright-core drives it)
 [[ -d /etc/ssl/certs ]] && compgen -G "/etc/ssl/certs/*.pem" >/dev/null || need_apt+=(ca-certificates)   # mandate-fetch trusts the system store
+command -v openssl >/dev/null || need_apt+=(openssl)   # interop/lib/tls.mjs makes a throwaway CA for https on loopback
 command -v cmake >/dev/null || true   # aws-lc-sys builds without cmake on x86_64 Linux
 if ((${#need_apt[@]})); then
   echo "installing: ${need_apt[*]}"

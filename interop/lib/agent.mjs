@@ -114,20 +114,23 @@ export class UserAgent {
    * Drives the front channel from an authorization URL until the server sends the browser
    * away from its own origin (to the client's redirect URI), signing in with `username` and
    * `password` and answering the consent page with `decision` ('approve' or 'deny') when asked.
-   * Returns { callback: URL, pages: kinds of the pages shown, on the way }.
+   * Returns { callback: URL, pages: kinds of the pages shown on the way, shown: those pages'
+   * responses (url, status, text), last: the response that left }.
    * Throws with the page's text when the server shows anything else (e.g. an error page).
    */
   async authorize(authorizationUrl, { username, password, decision = 'approve', remember = false, maxSteps = 12 } = {}) {
     const pages = [];
+    const shown = [];
     let res = await this.request(authorizationUrl);
     for (let step = 0; step < maxSteps; step++) {
       if (res.location) {
-        if (new URL(res.location).origin !== this.origin) return { callback: new URL(res.location), pages, last: res };
+        if (new URL(res.location).origin !== this.origin) return { callback: new URL(res.location), pages, shown, last: res };
         if (![302, 303, 307].includes(res.status)) throw new Error(`unexpected redirect status ${res.status} from ${res.url}`);
         res = await this.request(res.location);
         continue;
       }
       pages.push(res.kind);
+      shown.push(res);
       if (res.status === 200 && res.kind === 'login') {
         if (username === undefined) throw new Error(`login page at ${res.url} but no credentials given`);
         res = await this.submit(res, 'password', { username, password });

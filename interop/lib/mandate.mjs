@@ -81,7 +81,8 @@ export function createPostgresDatabase() {
  * 'postgres' (a fresh database, dropped again by stop()), or a database URL used as it is.
  * `tokens`, `login` and `registration` hold extra keys of the [tokens], [login] and
  * [registration] tables. A client's `jwks` (a JWK Set object) is written as an inline table,
- * its `jwks_uri` as a string.
+ * its `jwks_uri` as a string. `env` adds variables to the server's environment (e.g.
+ * SSL_CERT_FILE, so its outbound fetches trust a test CA).
  */
 export async function startMandate({
   issuerPath = '',
@@ -93,6 +94,7 @@ export async function startMandate({
   tokens = {},
   login = {},
   registration = {},
+  env: extraEnv = {},
 }) {
   const bin = mandateBin();
   const port = await freePort();
@@ -155,6 +157,7 @@ export async function startMandate({
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MANDATE_')));
   env.RUST_LOG ??= 'info';
   env.NO_COLOR = '1';
+  Object.assign(env, extraEnv);
   const child = spawn(bin, ['serve', '--config', configFile], { env, stdio: ['ignore', 'pipe', 'pipe'] });
 
   let output = '';

@@ -6,17 +6,14 @@
 // retries with the token. Client authentication: client_secret_basic (ClientCredentialsProvider)
 // and private_key_jwt (PrivateKeyJwtProvider / createPrivateKeyJwtAuth, RFC 7523).
 //
-// The MCP server is the SDK's own (McpServer + StreamableHTTPServerTransport, stateless, behind
+// The MCP server is the SDK's own (lib/mcp.mjs: McpServer + StreamableHTTPServerTransport, stateless, behind
 // node:http) on loopback; it checks each bearer token with jose against mandate's /jwks.json.
 // Every HTTP request the SDK makes goes through a recording fetch, so the tests can check the
 // discovery path and the exact token requests (the client assertion's `aud` above all).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
 import * as jose from 'jose';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { auth, discoverAuthorizationServerMetadata } from '@modelcontextprotocol/sdk/client/auth.js';
 import {
   ClientCredentialsProvider,
@@ -24,16 +21,15 @@ import {
   StaticPrivateKeyJwtProvider,
   createPrivateKeyJwtAuth,
 } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { InvalidClientError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { startMandate, withLogs } from '../lib/mandate.mjs';
+import { MCP_SCOPES, connect, mcpClient, mcpTransport, recordingFetch, startMcpServer, whoami } from '../lib/mcp.mjs';
 
 // DEVELOPMENT FIXTURES for a throwaway server: not secrets.
 const SECRET_CLIENT = { client_id: 'mcp-sdk-secret', client_secret: 'interop-mcp-sdk-secret-0123456789abcdef0123' };
 const JWT_CLIENT = 'mcp-sdk-jwt'; // private_key_jwt, ES256 key inline in the config (jwks)
 const URI_CLIENT = 'mcp-sdk-jwks-uri'; // private_key_jwt, EdDSA key fetched from jwks_uri
-const SCOPES = ['tools:read', 'tools:call'];
+const SCOPES = MCP_SCOPES;
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const TTL = 300;
 
@@ -43,127 +39,6 @@ async function keyPair(alg, kid) {
   const publicJwk = { ...(await jose.exportJWK(publicKey)), kid, alg, use: 'sig' };
   const privateJwk = { ...(await jose.exportJWK(privateKey)), kid, alg };
   return { publicJwk, privateJwk };
-}
-
-/**
- * A tiny MCP server (the SDK's own pieces) acting as the OAuth protected resource. `/mcp` answers
- * 401 with `WWW-Authenticate: Bearer resource_metadata=...` until it gets a bearer token that
- * jose accepts (typ at+jwt, iss = mandate, aud = this resource, signature from mandate's
- * /jwks.json); the tool `whoami` then echoes the token's client. It also serves the RFC 9728
- * metadata and, at /client-jwks.json, a client's JWK Set for mandate to fetch (jwks_uri).
- */
-async function startMcpServer() {
-  const state = { issuer: undefined, clientJwks: { keys: [] }, accepted: [], rejected: 0 };
-  let jwks; // mandate's keys, once the issuer is known
-  const srv = createServer((req, res) => {
-    handle(req, res).catch((e) => {
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-      res.end(String(e?.stack ?? e));
-    });
-  });
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const base = `http://127.0.0.1:${srv.address().port}`;
-  const resource = `${base}/mcp`;
-  const metadataUrl = `${base}/.well-known/oauth-protected-resource/mcp`;
-
-  const json = (res, status, body, headers = {}) => {
-    res.writeHead(status, { 'content-type': 'application/json', ...headers });
-    res.end(JSON.stringify(body));
-  };
-  const challenge = (res, error) => {
-    const params = [`resource_metadata="${metadataUrl}"`];
-    if (error) params.push(`error="${error}"`);
-    json(res, 401, { error: error ?? 'unauthorized' }, { 'www-authenticate': `Bearer ${params.join(', ')}` });
-  };
-
-  async function handle(req, res) {
-    const { pathname } = new URL(req.url, base);
-    if (pathname === '/.well-known/oauth-protected-resource/mcp' || pathname === '/.well-known/oauth-protected-resource') {
-      return json(res, 200, {
-        resource,
-        authorization_servers: [state.issuer],
-        scopes_supported: SCOPES,
-        bearer_methods_supported: ['header'],
-      });
-    }
-    if (pathname === '/client-jwks.json') return json(res, 200, state.clientJwks);
-    if (pathname !== '/mcp') return json(res, 404, { error: 'not_found' });
-
-    const match = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
-    if (!match) return challenge(res);
-    let payload;
-    try {
-      jwks ??= jose.createRemoteJWKSet(new URL(`${state.issuer}/jwks.json`));
-      ({ payload } = await jose.jwtVerify(match[1], jwks, {
-        typ: 'at+jwt',
-        issuer: state.issuer,
-        audience: resource,
-        requiredClaims: ['sub', 'client_id', 'exp', 'jti'],
-      }));
-    } catch {
-      state.rejected += 1;
-      return challenge(res, 'invalid_token');
-    }
-    state.accepted.push(payload);
-    req.auth = {
-      token: match[1],
-      clientId: payload.client_id,
-      scopes: (payload.scope ?? '').split(' ').filter(Boolean),
-      expiresAt: payload.exp,
-      resource: new URL(resource),
-    };
-
-    let body;
-    if (req.method === 'POST') {
-      const chunks = [];
-      for await (const c of req) chunks.push(c);
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    }
-    // Stateless: one McpServer and transport per request.
-    const mcp = new McpServer({ name: 'mandate-interop-mcp', version: '1.0.0' });
-    mcp.registerTool('whoami', { description: 'The client of the bearer token' }, async (extra) => ({
-      content: [{ type: 'text', text: JSON.stringify({ client_id: extra.authInfo?.clientId, scopes: extra.authInfo?.scopes }) }],
-    }));
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-    res.on('close', () => {
-      transport.close();
-      mcp.close();
-    });
-    await mcp.connect(transport);
-    await transport.handleRequest(req, res, body);
-  }
-
-  return { state, base, resource, metadataUrl, close: () => new Promise((r) => srv.close(r)) };
-}
-
-/** A fetch that records what the SDK asks for (method, URL, headers, form body) and gets back. */
-function recordingFetch() {
-  const calls = [];
-  const fetchFn = async (input, init = {}) => {
-    const url = String(input instanceof Request ? input.url : input);
-    const headers = new Headers(init.headers);
-    const entry = { method: (init.method ?? 'GET').toUpperCase(), url, headers, form: undefined, status: undefined, body: undefined };
-    if (init.body instanceof URLSearchParams) entry.form = new URLSearchParams(init.body);
-    calls.push(entry);
-    const response = await fetch(input, init);
-    entry.status = response.status;
-    if (entry.form) entry.body = await response.clone().text();
-    return response;
-  };
-  return { calls, fetchFn, tokenRequests: (tokenEndpoint) => calls.filter((c) => c.method === 'POST' && c.url === tokenEndpoint) };
-}
-
-/** Connects the SDK's Client through the Streamable HTTP transport with `authProvider`. */
-async function connect(mcp, authProvider, fetchFn) {
-  const transport = new StreamableHTTPClientTransport(new URL(mcp.resource), { authProvider, fetch: fetchFn });
-  const client = new Client({ name: 'mandate-interop-sdk-client', version: '1.0.0' });
-  await client.connect(transport);
-  return client;
-}
-
-async function whoami(client) {
-  const result = await client.callTool({ name: 'whoami', arguments: {} });
-  return JSON.parse(result.content[0].text);
 }
 
 /** Awaits a promise that must reject with the SDK's InvalidClientError (OAuth error invalid_client). */
@@ -286,7 +161,7 @@ describe('MCP TypeScript SDK (client_credentials) against mandate', () => {
     });
     const client = await connect(mcp, provider, rec.fetchFn);
     try {
-      assert.deepEqual(await whoami(client), { client_id: SECRET_CLIENT.client_id, scopes: ['tools:read'] });
+      assert.deepEqual(await whoami(client), { sub: SECRET_CLIENT.client_id, client_id: SECRET_CLIENT.client_id, scopes: ['tools:read'] });
     } finally {
       await client.close();
     }
@@ -394,8 +269,8 @@ describe('MCP TypeScript SDK (client_credentials) against mandate', () => {
       expectedIssuer: server.issuer,
     });
     const accepted = mcp.state.accepted.length;
-    const transport = new StreamableHTTPClientTransport(new URL(mcp.resource), { authProvider: provider, fetch: rec.fetchFn });
-    const client = new Client({ name: 'mandate-interop-sdk-client', version: '1.0.0' });
+    const transport = mcpTransport(mcp, provider, rec.fetchFn);
+    const client = mcpClient();
     try {
       await expectInvalidClient(client.connect(transport));
     } finally {
