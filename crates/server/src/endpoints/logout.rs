@@ -19,7 +19,7 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) ->
     let result = async {
         let form = OAuthForm::from_query(uri.query())?;
         let target = Target::check(&state, &form).await?;
-        if target.hint_valid {
+        if target.vouches_for(&state, &headers).await? {
             return sign_out(&state, &headers, &target).await;
         }
         let csrf = csrf::token(&state, &headers);
@@ -47,7 +47,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, form: Resul
     let result = async {
         let form = form.map_err(|f| f.0)?;
         let target = Target::check(&state, &form).await?;
-        if !target.hint_valid {
+        if !target.vouches_for(&state, &headers).await? {
             csrf::check(&headers, form.get("csrf"))?;
         }
         sign_out(&state, &headers, &target).await
@@ -57,7 +57,8 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, form: Resul
 
 /// Where the browser goes after signing out, once checked.
 struct Target {
-    hint_valid: bool,
+    /// The `sub` of a valid `id_token_hint`.
+    hint_subject: Option<String>,
     client_id: Option<String>,
     client_name: Option<String>,
     redirect: Option<String>,
@@ -65,6 +66,14 @@ struct Target {
 }
 
 impl Target {
+    /// A valid hint for the person signed in here (or for nobody signed in) stands for their
+    /// intent; anyone else's ID token does not, so a cross-site link cannot sign a person out.
+    async fn vouches_for(&self, state: &AppState, headers: &HeaderMap) -> Result<bool, OAuthError> {
+        let Some(subject) = &self.hint_subject else { return Ok(false) };
+        let current = session::current(state, headers).await?;
+        Ok(current.is_none_or(|s| &s.username == subject))
+    }
+
     async fn check(state: &AppState, form: &OAuthForm) -> Result<Self, OAuthError> {
         let hint = match form.get("id_token_hint") {
             None => None,
@@ -100,7 +109,7 @@ impl Target {
             }
         };
         Ok(Self {
-            hint_valid: hint.is_some(),
+            hint_subject: hint.as_ref().map(|h| h.sub.clone()),
             client_name: client.as_ref().map(|c| c.client_name.clone().unwrap_or_else(|| c.client_id.clone())),
             client_id,
             redirect,

@@ -206,8 +206,18 @@ async fn logout_ends_the_session(backend: Backend) {
     let again = b.get(&authorize_url(&server, "web-agent", WEB_REDIRECT, &[])).await;
     assert!(again.redirects_to(&server.url("/login")), "signed out: {:?}", again.location);
 
-    // Without a hint, the person confirms (with CSRF).
+    // Someone else's ID token as the hint does not sign alice out without her confirmation.
+    let mut mallory = Browser::new();
+    let code = authorize_as(&server, &mut mallory, "mallory", "mallory-password-123").await;
+    let mallory_tokens: Value = redeem(&server, "web-agent", &code, WEB_REDIRECT).await.json().await.unwrap();
     authorize_as_alice(&server, &mut b, "web-agent", WEB_REDIRECT, &[]).await;
+    let foreign =
+        b.get(&server.url(&format!("/logout?id_token_hint={}", mallory_tokens["id_token"].as_str().unwrap()))).await;
+    assert_eq!(foreign.status, 200, "a confirmation page, not a sign-out");
+    assert!(foreign.body.contains("Sign out?"));
+    assert_eq!(b.get(&server.url("/account")).await.status, 200, "alice is still signed in");
+
+    // Without a hint, the person confirms (with CSRF).
     let confirm = b.get(&server.url("/logout")).await;
     assert_eq!(confirm.status, 200);
     let no_csrf = b.post(&server.url("/logout"), &[]).await;
@@ -217,6 +227,14 @@ async fn logout_ends_the_session(backend: Backend) {
     assert_eq!(done.status, 200);
     assert!(done.body.contains("signed out"));
     assert!(b.get(&server.url("/account")).await.redirects_to(&server.url("/login")));
+}
+
+/// The front channel for another user, with openid.
+async fn authorize_as(server: &TestServer, b: &mut Browser, user: &str, password: &str) -> String {
+    let start = b.get(&authorize_url(server, "web-agent", WEB_REDIRECT, &[("scope", "openid tools:read")])).await;
+    let consent = b.sign_in(start.location.as_deref().unwrap(), user, password).await;
+    let done = b.decide(consent.location.as_deref().unwrap(), "approve", false).await;
+    done.param("code").unwrap()
 }
 
 async fn userinfo_refuses_what_it_should(backend: Backend) {
