@@ -17,10 +17,11 @@ use crate::form::OAuthForm;
 use crate::state::AppState;
 use crate::web::{csrf, error_page, page, see_other, session, templates};
 
-/// Verified when the username is unknown, so that both paths take the same time.
-fn decoy_hash(state: &AppState) -> String {
+/// Verified when the username is unknown, so that both paths take the same time. Made once, on
+/// the blocking pool like every argon2 call.
+fn decoy_hash(rng: &dyn mandate_core::Random) -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| mandate_core::password::hash_password("decoy password", state.rng.as_ref())).clone()
+    DECOY.get_or_init(|| mandate_core::password::hash_password("decoy password", rng))
 }
 
 pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
@@ -98,9 +99,15 @@ async fn sign_in(
         ));
     }
     let user = state.store.get_user(&username).await.map_err(store_error)?;
-    let hash = user.as_ref().map_or_else(|| decoy_hash(state), |u| u.password_hash.clone());
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
     let password = password.to_owned();
-    let verified = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
+    let rng = state.rng.clone();
+    let verified = tokio::task::spawn_blocking(move || {
+        let hash = hash.as_deref().unwrap_or_else(|| decoy_hash(rng.as_ref()));
+        verify_password(&password, hash)
+    })
+    .await
+    .unwrap_or(false);
     let user = user.filter(|u| verified && !u.disabled);
     let Some(user) = user else {
         state.store.record_login_failure(&user_key, now, window).await.map_err(store_error)?;
