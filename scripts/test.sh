@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: formatting and lints, the Rust suites (each HTTP and storage test on SQLite and on a
-# fresh PostgreSQL database), and the interop suite with oauth4webapi and jose on Node 22.
+# fresh PostgreSQL database), and the interop suite on Node 22: oauth4webapi, openid-client, jose, the
+# MCP TypeScript SDK, and Debian's Chromium driven by playwright-core.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
