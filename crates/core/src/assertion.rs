@@ -135,7 +135,7 @@ pub fn verify_client_assertion(
 
 /// The signing key for `alg`: by `kid` when given, else the only key that fits. The key must be
 /// of the algorithm's type and curve, not marked for encryption, and its own `alg`, if any, equal.
-fn select_key<'a>(keys: &'a JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<&'a Jwk> {
+pub(crate) fn select_key<'a>(keys: &'a JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<&'a Jwk> {
     let fits = |k: &&Jwk| fits_algorithm(k, alg);
     match kid {
         Some(kid) => keys.keys.iter().filter(|k| k.common.key_id.as_deref() == Some(kid)).find(fits),

@@ -15,9 +15,10 @@ pub enum AuditKind {
     GrantRevoked,
     SignedIn,
     SignInFailed,
-    /// A client registered itself (RFC 7591), or deleted its registration (RFC 7592).
+    /// A client registered itself (RFC 7591), or deleted or updated its registration (RFC 7592).
     ClientRegistered,
     ClientDeleted,
+    ClientUpdated,
 }
 
 impl AuditKind {
@@ -32,6 +33,7 @@ impl AuditKind {
         Self::SignInFailed,
         Self::ClientRegistered,
         Self::ClientDeleted,
+        Self::ClientUpdated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +48,7 @@ impl AuditKind {
             Self::SignInFailed => "sign_in_failed",
             Self::ClientRegistered => "client_registered",
             Self::ClientDeleted => "client_deleted",
+            Self::ClientUpdated => "client_updated",
         }
     }
 

@@ -30,6 +30,8 @@ pub enum ErrorCode {
     /// RFC 7591 §3.2.2.
     InvalidRedirectUri,
     InvalidClientMetadata,
+    InvalidSoftwareStatement,
+    UnapprovedSoftwareStatement,
 }
 
 impl ErrorCode {
@@ -54,6 +56,8 @@ impl ErrorCode {
             Self::InsufficientScope => "insufficient_scope",
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::InvalidSoftwareStatement => "invalid_software_statement",
+            Self::UnapprovedSoftwareStatement => "unapproved_software_statement",
         }
     }
 

@@ -16,6 +16,7 @@ pub mod random;
 pub mod resource;
 pub mod scope;
 pub mod secret;
+pub mod software_statement;
 pub mod user;
 
 pub use audit::{AuditEvent, AuditKind};

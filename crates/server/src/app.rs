@@ -130,7 +130,7 @@ pub fn router(state: AppState) -> Router {
     if state.settings.registration.dynamic {
         issuer_routes = issuer_routes
             .route("/register", post(register::register))
-            .route("/register/{client_id}", get(register::read).delete(register::delete));
+            .route("/register/{client_id}", get(register::read).put(register::update).delete(register::delete));
     }
     let path = state.settings.issuer.path().to_owned();
     let mut app = if path.is_empty() { issuer_routes } else { Router::new().nest(&path, issuer_routes) };

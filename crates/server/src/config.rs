@@ -12,6 +12,7 @@ use figment::providers::{Env, Format as _, Serialized, Toml};
 use mandate_core::client::ApplicationType;
 use mandate_core::jose::SigningAlgorithm;
 use mandate_core::password::check_password_hash;
+use mandate_core::software_statement::Publisher;
 use mandate_core::{GrantType, ResourceUri, ScopeSet, SecretDigest, TokenEndpointAuthMethod, oidc};
 use serde::{Deserialize, Serialize};
 
@@ -118,6 +119,23 @@ pub struct RawRegistration {
     pub max_registrations_per_address: u32,
     /// Self-registered clients unused for this long are deleted.
     pub unused_registration_expiry: String,
+    /// Dynamic registration needs a software statement signed by one of `software_publishers`.
+    pub require_software_statement: bool,
+    /// Publishers whose software statements (RFC 7591 §2.3) are trusted: a registration carrying
+    /// one gets the metadata it signs and a verified name.
+    pub software_publishers: Vec<RawSoftwarePublisher>,
+}
+
+/// `[[registration.software_publishers]]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSoftwarePublisher {
+    /// The `iss` of its statements.
+    pub issuer: String,
+    /// Shown on the consent page: "verified by …".
+    pub name: String,
+    /// Its public keys: a JWK Set as a table (`{ keys = [ … ] }`) or as JSON text.
+    pub jwks: serde_json::Value,
 }
 
 impl Default for RawRegistration {
@@ -134,6 +152,8 @@ impl Default for RawRegistration {
             initial_access_token_hash: None,
             max_registrations_per_address: 20,
             unused_registration_expiry: "30d".into(),
+            require_software_statement: false,
+            software_publishers: Vec::new(),
         }
     }
 }
@@ -152,6 +172,8 @@ pub struct RegistrationSettings {
     pub metadata_same_origin_redirects: bool,
     pub metadata_scopes: Option<ScopeSet>,
     pub metadata_resources: Option<Vec<ResourceUri>>,
+    pub require_software_statement: bool,
+    pub software_publishers: Vec<Publisher>,
 }
 
 impl RegistrationSettings {
@@ -549,7 +571,35 @@ fn check_registration(
         metadata_same_origin_redirects: raw.client_metadata_same_origin_redirects,
         metadata_scopes,
         metadata_resources,
+        require_software_statement: raw.require_software_statement,
+        software_publishers: check_publishers(&raw.software_publishers)?,
     })
+}
+
+fn check_publishers(raw: &[RawSoftwarePublisher]) -> Result<Vec<Publisher>, ConfigError> {
+    let mut seen = BTreeSet::new();
+    raw.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let key = |field: &str| format!("registration.software_publishers[{i}].{field}");
+            if p.issuer.trim().is_empty() {
+                return Err(invalid(key("issuer"), "is empty"));
+            }
+            if !seen.insert(p.issuer.clone()) {
+                return Err(invalid(key("issuer"), format!("{:?} is configured twice", p.issuer)));
+            }
+            if p.name.trim().is_empty() {
+                return Err(invalid(key("name"), "is empty; it is shown to people as \"verified by …\""));
+            }
+            // A table, or the JWK Set's JSON text as published.
+            let text = match &p.jwks {
+                serde_json::Value::String(json) => json.clone(),
+                table => table.to_string(),
+            };
+            let keys = mandate_core::assertion::parse_client_jwks(&text).map_err(|e| invalid(key("jwks"), e))?;
+            Ok(Publisher { issuer: p.issuer.clone(), name: p.name.clone(), keys })
+        })
+        .collect()
 }
 
 fn check_resources(raw: &[RawResource]) -> Result<Vec<mandate_core::Resource>, ConfigError> {
@@ -843,5 +893,17 @@ mod tests {
         assert!(err(contradiction).starts_with("clients[0].client_secret:"), "{}", err(contradiction));
         let unknown_scope = "[[resources]]\nuri = \"https://mcp.example\"\nscopes = [\"read\"]\n[[clients]]\nclient_id = \"a\"\nclient_secret = \"x\"\nscopes = [\"write\"]";
         assert!(err(unknown_scope).contains("no resource offers write"));
+    }
+
+    #[test]
+    fn software_publishers_are_checked() {
+        let publisher = |fields: &str| format!("[[registration.software_publishers]]\n{fields}");
+        let secret_key = r#"jwks = '{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}'"#;
+        let e = err(&publisher(&format!("issuer = \"https://p.example\"\nname = \"P\"\n{secret_key}")));
+        assert!(e.starts_with("registration.software_publishers[0].jwks:"), "{e}");
+        let e = err(&publisher("issuer = \"\"\nname = \"P\"\njwks = '{\"keys\":[]}'"));
+        assert!(e.starts_with("registration.software_publishers[0].issuer:"), "{e}");
+        let e = err(&publisher("issuer = \"https://p.example\"\njwks = '{}'"));
+        assert!(e.contains("name"), "{e}");
     }
 }

@@ -30,6 +30,25 @@ macro_rules! insert_client_sql {
     };
 }
 
+/// `insert_client_sql!()` replacing the row of an existing client (config reloads, RFC 7592 updates).
+macro_rules! upsert_client_sql {
+    () => {
+        concat!(
+            insert_client_sql!(),
+            "
+             ON CONFLICT (client_id) DO UPDATE SET
+                client_name = excluded.client_name, secret_digest = excluded.secret_digest,
+                token_endpoint_auth_method = excluded.token_endpoint_auth_method, grant_types = excluded.grant_types,
+                scopes = excluded.scopes, resources = excluded.resources, redirect_uris = excluded.redirect_uris,
+                post_logout_redirect_uris = excluded.post_logout_redirect_uris,
+                application_type = excluded.application_type,
+                require_pushed_authorization_requests = excluded.require_pushed_authorization_requests,
+                jwks = excluded.jwks, jwks_uri = excluded.jwks_uri,
+                disabled = excluded.disabled, source = excluded.source, updated_at = excluded.updated_at"
+        )
+    };
+}
+
 /// Binds a client's row, its source and `now` (created and updated) to `insert_client_sql!()`.
 fn bind_client<'q>(
     query: Query<'q, Sqlite, SqliteArguments>,
@@ -133,19 +152,7 @@ impl ClientStore for SqliteStore {
     }
 
     async fn put_client(&self, client: &Client, source: ClientSource, now: UnixTime) -> StoreResult<()> {
-        let query = sqlx::query(concat!(
-            insert_client_sql!(),
-            "
-             ON CONFLICT (client_id) DO UPDATE SET
-                client_name = excluded.client_name, secret_digest = excluded.secret_digest,
-                token_endpoint_auth_method = excluded.token_endpoint_auth_method, grant_types = excluded.grant_types,
-                scopes = excluded.scopes, resources = excluded.resources, redirect_uris = excluded.redirect_uris,
-                post_logout_redirect_uris = excluded.post_logout_redirect_uris,
-                application_type = excluded.application_type,
-                require_pushed_authorization_requests = excluded.require_pushed_authorization_requests,
-                jwks = excluded.jwks, jwks_uri = excluded.jwks_uri,
-                disabled = excluded.disabled, source = excluded.source, updated_at = excluded.updated_at"
-        ));
+        let query = sqlx::query(upsert_client_sql!());
         bind_client(query, client, source, now).execute(&self.pool).await?;
         Ok(())
     }

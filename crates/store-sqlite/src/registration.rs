@@ -19,8 +19,9 @@ impl RegistrationStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO client_registrations (client_id, access_token_hash, metadata_hash, created_at, last_used_at)
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO client_registrations (client_id, access_token_hash, metadata_hash, created_at, last_used_at,
+                                               metadata, software_publisher)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         // The caller gives both the same id; one naming no client fails the foreign key.
         .bind(&registration.client_id)
@@ -28,6 +29,8 @@ impl RegistrationStore for SqliteStore {
         .bind(&registration.metadata_hash)
         .bind(registration.created_at)
         .bind(registration.last_used_at)
+        .bind(&registration.metadata)
+        .bind(&registration.software_publisher)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -36,7 +39,7 @@ impl RegistrationStore for SqliteStore {
 
     async fn get_registration(&self, client_id: &str) -> StoreResult<Option<Registration>> {
         Ok(sqlx::query_as::<_, RegistrationRow>(
-            "SELECT client_id, access_token_hash, metadata_hash, created_at, last_used_at
+            "SELECT client_id, access_token_hash, metadata_hash, created_at, last_used_at, metadata, software_publisher
              FROM client_registrations WHERE client_id = ?",
         )
         .bind(client_id)
@@ -47,7 +50,8 @@ impl RegistrationStore for SqliteStore {
 
     async fn find_registration_by_metadata(&self, metadata_hash: &str) -> StoreResult<Option<Registration>> {
         Ok(sqlx::query_as::<_, RegistrationRow>(
-            "SELECT r.client_id, r.access_token_hash, r.metadata_hash, r.created_at, r.last_used_at
+            "SELECT r.client_id, r.access_token_hash, r.metadata_hash, r.created_at, r.last_used_at, r.metadata,
+                    r.software_publisher
              FROM client_registrations r JOIN clients c ON c.client_id = r.client_id
              WHERE r.metadata_hash = ? AND NOT c.disabled
              ORDER BY r.created_at DESC, r.client_id DESC LIMIT 1",
@@ -56,6 +60,34 @@ impl RegistrationStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await?
         .map(Registration::from))
+    }
+
+    async fn update_registered_client(
+        &self,
+        client: &Client,
+        registration: &Registration,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // Only a client that is still self-registered: one the configuration took over stays as configured.
+        let updated = sqlx::query(
+            "UPDATE client_registrations SET metadata = ?, metadata_hash = ?, software_publisher = ?
+             WHERE client_id = ?
+             AND client_id IN (SELECT client_id FROM clients WHERE source = ?)",
+        )
+        .bind(&registration.metadata)
+        .bind(&registration.metadata_hash)
+        .bind(&registration.software_publisher)
+        .bind(&client.client_id)
+        .bind(ClientSource::Dynamic.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        bind_client(sqlx::query(upsert_client_sql!()), client, ClientSource::Dynamic, now).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn delete_registered_client(&self, client_id: &str) -> StoreResult<bool> {

@@ -30,6 +30,7 @@ macro_rules! contract_tests {
             purge_drops_expired_jtis, registered_clients_round_trip, registration_never_takes_over_a_client,
             failed_registration_leaves_no_client, registrations_are_found_by_metadata,
             deleting_a_registered_client_removes_both, touching_a_registration_moves_last_used_at,
+            updating_a_registration_replaces_client_and_metadata,
             purge_drops_only_unused_registered_clients);
     };
     (@each $make:expr; $($name:ident),*) => {
@@ -623,6 +624,8 @@ fn registration(client_id: &str, metadata_hash: Option<&str>, created_at: i64) -
         metadata_hash: metadata_hash.map(str::to_owned),
         created_at,
         last_used_at: created_at,
+        metadata: Some(format!(r#"{{"client_name":"{client_id}"}}"#)),
+        software_publisher: None,
     }
 }
 
@@ -698,6 +701,44 @@ pub async fn deleting_a_registered_client_removes_both(store: &dyn Store) {
     assert!(!store.delete_registered_client("promoted").await.unwrap());
     assert_eq!(store.get_client("promoted").await.unwrap(), Some(promoted));
     assert!(store.get_registration("dyn-2").await.unwrap().is_some(), "other registrations stay");
+}
+
+pub async fn updating_a_registration_replaces_client_and_metadata(store: &dyn Store) {
+    register(store, "dyn", Some("meta"), 100).await;
+    store.touch_registration("dyn", 150).await.unwrap();
+    let mut changed = registered_client("dyn");
+    changed.client_name = Some("Renamed".into());
+    changed.redirect_uris = vec!["http://127.0.0.1/other".into()];
+    let mut r = registration("dyn", Some("meta-2"), 100);
+    r.metadata = Some(r#"{"client_name":"Renamed"}"#.into());
+    r.software_publisher = Some("Acme Publisher".into());
+    assert!(store.update_registered_client(&changed, &r, 200).await.unwrap());
+    assert_eq!(store.get_client("dyn").await.unwrap(), Some(changed.clone()));
+    let stored = store.get_registration("dyn").await.unwrap().unwrap();
+    assert_eq!(stored.metadata, r.metadata);
+    assert_eq!(stored.software_publisher.as_deref(), Some("Acme Publisher"));
+    assert_eq!(stored.metadata_hash.as_deref(), Some("meta-2"));
+    assert_eq!((stored.created_at, stored.last_used_at), (100, 150), "times and token are kept");
+    assert_eq!(stored.access_token_hash, "rat-digest-dyn");
+    assert_eq!(store.find_registration_by_metadata("meta").await.unwrap(), None, "the old digest no longer matches");
+    assert!(
+        !store
+            .update_registered_client(&registered_client("nobody"), &registration("nobody", None, 1), 200)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get_client("nobody").await.unwrap(), None, "an update never creates a client");
+    // A client the configuration took over is not changed by its old registration.
+    register(store, "promoted", None, 100).await;
+    let config = client("promoted");
+    store.put_client(&config, ClientSource::Config, 200).await.unwrap();
+    assert!(
+        !store
+            .update_registered_client(&registered_client("promoted"), &registration("promoted", None, 100), 300)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get_client("promoted").await.unwrap(), Some(config));
 }
 
 pub async fn touching_a_registration_moves_last_used_at(store: &dyn Store) {

@@ -177,6 +177,10 @@ pub struct Registration {
     pub created_at: UnixTime,
     /// When a token was last issued to it; unused registrations expire.
     pub last_used_at: UnixTime,
+    /// The normalised client metadata as JSON text, returned by RFC 7592 reads.
+    pub metadata: Option<String>,
+    /// The configured publisher whose software statement vouched for this client's metadata.
+    pub software_publisher: Option<String>,
 }
 
 #[async_trait]
@@ -186,6 +190,15 @@ pub trait RegistrationStore: Send + Sync {
     async fn get_registration(&self, client_id: &str) -> StoreResult<Option<Registration>>;
     /// The registration of an enabled client with this metadata digest, if any.
     async fn find_registration_by_metadata(&self, metadata_hash: &str) -> StoreResult<Option<Registration>>;
+    /// Replaces a self-registered client and its metadata (RFC 7592 §2.2), in one transaction,
+    /// keeping the access token, creation and last-use times. `false` when there is no such
+    /// self-registered client (config clients are never changed here).
+    async fn update_registered_client(
+        &self,
+        client: &Client,
+        registration: &Registration,
+        now: UnixTime,
+    ) -> StoreResult<bool>;
     /// Deletes a self-registered client and its registration (RFC 7592 §2.3); whether it existed.
     /// Config clients are never deleted here.
     async fn delete_registered_client(&self, client_id: &str) -> StoreResult<bool>;

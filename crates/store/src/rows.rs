@@ -366,6 +366,8 @@ pub struct RegistrationRow {
     pub metadata_hash: Option<String>,
     pub created_at: i64,
     pub last_used_at: i64,
+    pub metadata: Option<String>,
+    pub software_publisher: Option<String>,
 }
 
 impl From<RegistrationRow> for Registration {
@@ -376,6 +378,8 @@ impl From<RegistrationRow> for Registration {
             metadata_hash: r.metadata_hash,
             created_at: r.created_at,
             last_used_at: r.last_used_at,
+            metadata: r.metadata,
+            software_publisher: r.software_publisher,
         }
     }
 }

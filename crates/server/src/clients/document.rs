@@ -21,6 +21,8 @@ pub enum Origin {
 pub enum MetadataErrorCode {
     InvalidRedirectUri,
     InvalidClientMetadata,
+    InvalidSoftwareStatement,
+    UnapprovedSoftwareStatement,
 }
 
 impl MetadataErrorCode {
@@ -28,6 +30,8 @@ impl MetadataErrorCode {
         match self {
             Self::InvalidRedirectUri => mandate_core::ErrorCode::InvalidRedirectUri,
             Self::InvalidClientMetadata => mandate_core::ErrorCode::InvalidClientMetadata,
+            Self::InvalidSoftwareStatement => mandate_core::ErrorCode::InvalidSoftwareStatement,
+            Self::UnapprovedSoftwareStatement => mandate_core::ErrorCode::UnapprovedSoftwareStatement,
         }
     }
 }
@@ -72,6 +76,14 @@ pub struct ClientMetadata {
     pub jwks: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// RFC 7591 §2: the software's identity across registrations, usually from a statement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+    /// RFC 7591 §2.3: returned as sent when it was verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_statement: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,6 +91,23 @@ pub struct ClientMetadata {
 }
 
 impl ClientMetadata {
+    /// The metadata a stored client stands for (registrations kept before their metadata was).
+    pub fn describing(client: &Client) -> ClientMetadata {
+        let uses_redirects = client.grant_types.contains(&GrantType::AuthorizationCode);
+        ClientMetadata {
+            client_name: client.client_name.clone(),
+            redirect_uris: client.redirect_uris.clone(),
+            post_logout_redirect_uris: client.post_logout_redirect_uris.clone(),
+            token_endpoint_auth_method: Some(client.token_endpoint_auth_method.as_str().to_owned()),
+            grant_types: Some(client.grant_types.iter().map(|g| g.as_str().to_owned()).collect()),
+            response_types: uses_redirects.then(|| vec!["code".to_owned()]),
+            application_type: Some(client.application_type.as_str().to_owned()),
+            jwks: client.jwks.as_deref().and_then(|j| serde_json::from_str(j).ok()),
+            jwks_uri: client.jwks_uri.clone(),
+            ..ClientMetadata::default()
+        }
+    }
+
     /// Checks the metadata and builds the client `client_id` (without a secret: the registration
     /// endpoint makes one for secret-based methods). Returns the normalised metadata too.
     pub fn into_client(

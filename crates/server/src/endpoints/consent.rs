@@ -40,6 +40,17 @@ async fn show(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Res
     let verified_host = crate::clients::metadata::is_url_client_id(&client.client_id)
         .then(|| url::Url::parse(&client.client_id).ok().and_then(|u| u.host_str().map(str::to_owned)))
         .flatten();
+    // A self-registered client's name is its own claim unless a trusted publisher signed it.
+    let self_registered = client.client_id.starts_with(crate::endpoints::register::CLIENT_ID_PREFIX);
+    let software_publisher = match self_registered {
+        true => state
+            .store
+            .get_registration(&client.client_id)
+            .await
+            .map_err(store_error)?
+            .and_then(|r| r.software_publisher),
+        false => None,
+    };
     let scopes = ScopeSet::parse(&request.scope).unwrap_or_default();
     let scopes: Vec<ScopeView> = scopes.iter().map(|s| describe(state, s, &resources)).collect();
     let csrf = csrf::token(state, headers);
@@ -55,6 +66,8 @@ async fn show(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Res
             redirect_host => &host,
             localhost_only => localhost_only,
             verified_host => verified_host,
+            software_publisher => software_publisher,
+            self_registered => self_registered,
             resources => minijinja::value::Serde(&resources),
             scopes => minijinja::value::Serde(&scopes),
         },

@@ -11,12 +11,13 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mandate_core::secret::generate_client_secret;
-use mandate_core::{AuditEvent, AuditKind, ErrorCode, OAuthError, SecretDigest, TokenEndpointAuthMethod};
+use mandate_core::software_statement::{StatementRejected, verify_software_statement};
+use mandate_core::{AuditEvent, AuditKind, Client, ErrorCode, OAuthError, SecretDigest, TokenEndpointAuthMethod};
 use mandate_store::Registration;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::audit::record_issuance;
-use crate::clients::document::{ClientMetadata, MetadataError, Origin};
+use crate::clients::document::{ClientMetadata, MetadataError, MetadataErrorCode, Origin};
 use crate::error::{Failure, store_error};
 use crate::state::AppState;
 
@@ -66,25 +67,12 @@ pub async fn register(
                 .with_status(429),
         ));
     }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(OAuthError::invalid_request("the registration request must be application/json").into());
-    }
-    if body.len() > MAX_BODY_BYTES {
-        return Err(OAuthError::invalid_request("the registration request is too large").with_status(413).into());
-    }
-    let metadata: ClientMetadata = serde_json::from_slice(&body).map_err(|e| {
-        metadata_error(MetadataError {
-            code: crate::clients::document::MetadataErrorCode::InvalidClientMetadata,
-            message: format!("the request is not valid client metadata ({e})"),
-        })
-    })?;
-    if metadata.client_id.is_some() {
+    let mut fields = json_object(&headers, &body)?;
+    if fields.contains_key("client_id") {
         return Err(OAuthError::invalid_request("client_id is assigned by the server").into());
     }
+    let publisher = apply_software_statement(&state, &mut fields)?;
+    let metadata = client_metadata(fields)?;
     state.store.record_login_failure(&throttle_key, now, WINDOW_SECONDS).await.map_err(store_error)?;
 
     let client_id = format!("{CLIENT_ID_PREFIX}{}", state.rng.token(16));
@@ -92,14 +80,13 @@ pub async fn register(
         metadata.into_client(&state, &client_id, Origin::Registration).map_err(metadata_error)?;
 
     // Identical public registrations share one client (no secret to tell them apart).
-    let metadata_hash = (client.token_endpoint_auth_method == TokenEndpointAuthMethod::None)
-        .then(|| SecretDigest::of(&serde_json::to_string(&normalised).unwrap_or_default()).encode());
+    let metadata_hash = public_metadata_hash(&client, &normalised);
     if let Some(hash) = &metadata_hash
         && let Some(existing) = state.store.find_registration_by_metadata(hash).await.map_err(store_error)?
     {
         tracing::info!(client_id = %existing.client_id, "identical public registration: returning the existing client");
         let body = response_body(&state, &existing.client_id, existing.created_at, &normalised, None, None);
-        return Ok(created(body));
+        return Ok(json_response(StatusCode::CREATED, body));
     }
 
     let secret = client.token_endpoint_auth_method.needs_secret().then(|| {
@@ -114,19 +101,92 @@ pub async fn register(
         metadata_hash,
         created_at: now,
         last_used_at: now,
+        metadata: Some(serde_json::to_string(&normalised).unwrap_or_default()),
+        software_publisher: publisher.clone(),
     };
     state.store.register_client(&client, &registration).await.map_err(store_error)?;
     let mut event = AuditEvent::new(now, AuditKind::ClientRegistered, "ok");
     event.client_id = Some(client_id.clone());
-    event.detail = Some(format!("{} from {}", client.token_endpoint_auth_method, peer.ip()));
+    event.detail = Some(audit_detail(&client, publisher.as_deref(), peer));
     record_issuance(state.store.as_ref(), &event).await?;
-    tracing::info!(%client_id, method = %client.token_endpoint_auth_method, "client registered");
+    tracing::info!(%client_id, method = %client.token_endpoint_auth_method, publisher = ?publisher, "client registered");
     let body = response_body(&state, &client_id, now, &normalised, secret.as_deref(), Some(&access_token));
-    Ok(created(body))
+    Ok(json_response(StatusCode::CREATED, body))
 }
 
-fn created(body: Value) -> Response {
-    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+fn audit_detail(client: &Client, publisher: Option<&str>, peer: SocketAddr) -> String {
+    let vouched = publisher.map(|p| format!(", statement by {p}")).unwrap_or_default();
+    format!("{} from {}{vouched}", client.token_endpoint_auth_method, peer.ip())
+}
+
+/// The request body as a JSON object (RFC 7591 §3.1: `application/json`, bounded in size).
+fn json_object(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, Failure> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(OAuthError::invalid_request("the registration request must be application/json").into());
+    }
+    if body.len() > MAX_BODY_BYTES {
+        return Err(OAuthError::invalid_request("the registration request is too large").with_status(413).into());
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(fields)) => Ok(fields),
+        Ok(_) => Err(invalid_metadata("the request is not a JSON object of client metadata".into())),
+        Err(e) => Err(invalid_metadata(format!("the request is not valid JSON ({e})"))),
+    }
+}
+
+fn invalid_metadata(message: String) -> Failure {
+    metadata_error(MetadataError { code: MetadataErrorCode::InvalidClientMetadata, message })
+}
+
+fn client_metadata(fields: Map<String, Value>) -> Result<ClientMetadata, Failure> {
+    serde_json::from_value(Value::Object(fields))
+        .map_err(|e| invalid_metadata(format!("the request is not valid client metadata ({e})")))
+}
+
+/// RFC 7591 §2.3: a software statement from a configured publisher is verified and its claims
+/// replace the same fields sent in plain JSON. Returns the publisher's name.
+fn apply_software_statement(state: &AppState, fields: &mut Map<String, Value>) -> Result<Option<String>, Failure> {
+    let policy = &state.settings.registration;
+    let statement_error = |code, message: String| metadata_error(MetadataError { code, message });
+    let Some(statement) = fields.get("software_statement") else {
+        if policy.require_software_statement {
+            return Err(statement_error(
+                MetadataErrorCode::InvalidSoftwareStatement,
+                "this server registers only software with a statement signed by a publisher it trusts".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let Some(jwt) = statement.as_str().map(str::to_owned) else {
+        return Err(statement_error(
+            MetadataErrorCode::InvalidSoftwareStatement,
+            "software_statement is not a JWT string".into(),
+        ));
+    };
+    let verified = verify_software_statement(&jwt, &policy.software_publishers, state.now()).map_err(|e| {
+        let code = match e {
+            StatementRejected::Unapproved(_) => MetadataErrorCode::UnapprovedSoftwareStatement,
+            _ => MetadataErrorCode::InvalidSoftwareStatement,
+        };
+        statement_error(code, e.to_string())
+    })?;
+    let publisher = verified.publisher.name.clone();
+    fields.extend(verified.metadata);
+    Ok(Some(publisher))
+}
+
+/// Digest of a public client's canonical metadata, by which identical registrations are shared.
+fn public_metadata_hash(client: &Client, normalised: &ClientMetadata) -> Option<String> {
+    (client.token_endpoint_auth_method == TokenEndpointAuthMethod::None)
+        .then(|| SecretDigest::of(&serde_json::to_string(normalised).unwrap_or_default()).encode())
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    let mut response = (status, Json(body)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
@@ -154,36 +214,114 @@ fn response_body(
 }
 
 /// RFC 7592 §2: the registration access token of exactly this client.
-async fn authorized(state: &AppState, headers: &HeaderMap, client_id: &str) -> Result<(), Failure> {
+async fn authorized(state: &AppState, headers: &HeaderMap, client_id: &str) -> Result<Registration, Failure> {
     let presented = bearer(headers).ok_or_else(|| invalid_token("the registration access token is required"))?;
     let registration = state.store.get_registration(client_id).await.map_err(store_error)?;
-    let ok = registration.is_some_and(|r| SecretDigest::parse(&r.access_token_hash).is_ok_and(|d| d.verify(presented)));
-    if ok { Ok(()) } else { Err(invalid_token("the registration access token is not valid for this client")) }
+    registration
+        .filter(|r| SecretDigest::parse(&r.access_token_hash).is_ok_and(|d| d.verify(presented)))
+        .ok_or_else(|| invalid_token("the registration access token is not valid for this client"))
 }
 
-/// RFC 7592 §2.1: read the current registration.
+/// RFC 7592 §2.1: read the current registration: the metadata as registered or last updated.
 pub async fn read(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(client_id): Path<String>,
 ) -> Result<Response, Failure> {
-    authorized(&state, &headers, &client_id).await?;
+    let registration = authorized(&state, &headers, &client_id).await?;
     let client = state
         .store
         .get_client(&client_id)
         .await
         .map_err(store_error)?
         .ok_or_else(|| invalid_token("the registration access token is not valid for this client"))?;
-    let body = json!({
-        "client_id": client.client_id,
-        "client_name": client.client_name,
-        "redirect_uris": client.redirect_uris,
-        "token_endpoint_auth_method": client.token_endpoint_auth_method.as_str(),
-        "grant_types": client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
-        "application_type": client.application_type.as_str(),
-        "registration_client_uri": state.settings.issuer.endpoint(&format!("/register/{client_id}")),
-    });
-    Ok(super::no_store_json(body))
+    let metadata = registration
+        .metadata
+        .as_deref()
+        .and_then(|m| serde_json::from_str::<ClientMetadata>(m).ok())
+        .unwrap_or_else(|| ClientMetadata::describing(&client));
+    let body = response_body(&state, &client_id, registration.created_at, &metadata, None, None);
+    Ok(super::no_store_json(with_management_uri(&state, body, &client_id)))
+}
+
+/// RFC 7592 §2.2: the client replaces its metadata. Fields it leaves out are removed; it cannot
+/// choose its secret (one it sends must be its current one); a change to a secret-based method
+/// gets a new secret, returned once.
+pub async fn update(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, Failure> {
+    let registration = authorized(&state, &headers, &client_id).await?;
+    let current = state
+        .store
+        .get_client(&client_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| invalid_token("the registration access token is not valid for this client"))?;
+    let mut fields = json_object(&headers, &body)?;
+    if fields.get("client_id").and_then(Value::as_str) != Some(client_id.as_str()) {
+        return Err(OAuthError::invalid_request("the request must carry this client's client_id").into());
+    }
+    if let Some(sent) = fields.get("client_secret") {
+        let matches = sent.as_str().zip(current.secret.as_ref()).is_some_and(|(s, digest)| digest.verify(s));
+        if !matches {
+            return Err(invalid_metadata(
+                "client_secret is not this client's current secret; it cannot be chosen".into(),
+            ));
+        }
+    }
+    // Values only the server sets; clients echoing a read response send them back.
+    for name in [
+        "client_id",
+        "client_secret",
+        "client_secret_expires_at",
+        "client_id_issued_at",
+        "registration_access_token",
+        "registration_client_uri",
+    ] {
+        fields.remove(name);
+    }
+    let publisher = apply_software_statement(&state, &mut fields)?;
+    let metadata = client_metadata(fields)?;
+    let (mut client, normalised) =
+        metadata.into_client(&state, &client_id, Origin::Registration).map_err(metadata_error)?;
+    client.disabled = current.disabled;
+    let mut new_secret = None;
+    if client.token_endpoint_auth_method.needs_secret() {
+        match current.secret {
+            Some(digest) => client.secret = Some(digest),
+            None => {
+                let (secret, digest) = generate_client_secret(state.rng.as_ref());
+                client.secret = Some(digest);
+                new_secret = Some(secret);
+            }
+        }
+    }
+    let now = state.now();
+    let updated = Registration {
+        metadata_hash: public_metadata_hash(&client, &normalised),
+        metadata: Some(serde_json::to_string(&normalised).unwrap_or_default()),
+        software_publisher: publisher.clone(),
+        ..registration
+    };
+    if !state.store.update_registered_client(&client, &updated, now).await.map_err(store_error)? {
+        return Err(invalid_token("the registration access token is not valid for this client"));
+    }
+    let mut event = AuditEvent::new(now, AuditKind::ClientUpdated, "ok");
+    event.client_id = Some(client_id.clone());
+    event.detail = Some(audit_detail(&client, publisher.as_deref(), peer));
+    record_issuance(state.store.as_ref(), &event).await?;
+    tracing::info!(%client_id, method = %client.token_endpoint_auth_method, "registered client updated itself");
+    let body = response_body(&state, &client_id, updated.created_at, &normalised, new_secret.as_deref(), None);
+    Ok(super::no_store_json(with_management_uri(&state, body, &client_id)))
+}
+
+fn with_management_uri(state: &AppState, mut body: Value, client_id: &str) -> Value {
+    body["registration_client_uri"] = json!(state.settings.issuer.endpoint(&format!("/register/{client_id}")));
+    body
 }
 
 /// RFC 7592 §2.3: the client deletes itself; its tokens stop at their next refresh.
