@@ -12,34 +12,34 @@ use mandate_store::rows::{
 };
 use mandate_store::{
     AuthorizationCode, AuthorizationRequest, AuthorizationRequestStore, BrowserSession, CodeRedemption, Consent,
-    ConsentStore, Grant, GrantStore, LoginThrottleStore, RefreshToken, RefreshUse, SessionStore, StoreResult,
+    ConsentStore, Grant, GrantStore, RateCounterStore, RefreshToken, RefreshUse, SessionStore, StoreResult,
 };
 
 use crate::PgStore;
 
-/// Login failures are kept this long at most, whatever window the caller counts over.
-const LOGIN_FAILURE_RETENTION: i64 = 86_400;
+/// Rate events are kept this long at most, whatever window the caller counts over.
+const RATE_EVENT_RETENTION: i64 = 86_400;
 
 fn count(n: i64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 #[async_trait]
-impl LoginThrottleStore for PgStore {
-    async fn record_login_failure(&self, key: &str, now: UnixTime, window: i64) -> StoreResult<u32> {
+impl RateCounterStore for PgStore {
+    async fn record_event(&self, key: &str, now: UnixTime, window: i64) -> StoreResult<u32> {
         // One row per failure: the count is exact over a sliding window, and concurrent failures
         // from several instances are all counted.
-        sqlx::query("INSERT INTO login_failures (throttle_key, failed_at) VALUES ($1, $2)")
+        sqlx::query("INSERT INTO rate_events (throttle_key, occurred_at) VALUES ($1, $2)")
             .bind(key)
             .bind(now)
             .execute(&self.pool)
             .await?;
-        self.login_failures(key, now, window).await
+        self.recent_events(key, now, window).await
     }
 
-    async fn login_failures(&self, key: &str, now: UnixTime, window: i64) -> StoreResult<u32> {
+    async fn recent_events(&self, key: &str, now: UnixTime, window: i64) -> StoreResult<u32> {
         let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM login_failures WHERE throttle_key = $1 AND failed_at > $2")
+            sqlx::query_scalar("SELECT COUNT(*) FROM rate_events WHERE throttle_key = $1 AND occurred_at > $2")
                 .bind(key)
                 .bind(now.saturating_sub(window))
                 .fetch_one(&self.pool)
@@ -47,8 +47,8 @@ impl LoginThrottleStore for PgStore {
         Ok(count(n))
     }
 
-    async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM login_failures WHERE throttle_key = $1").bind(key).execute(&self.pool).await?;
+    async fn clear_events(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM rate_events WHERE throttle_key = $1").bind(key).execute(&self.pool).await?;
         Ok(())
     }
 }
@@ -311,8 +311,8 @@ impl GrantStore for PgStore {
         ] {
             purged += sqlx::query(sql).bind(now).execute(&mut *tx).await?.rows_affected();
         }
-        purged += sqlx::query("DELETE FROM login_failures WHERE failed_at <= $1")
-            .bind(now.saturating_sub(LOGIN_FAILURE_RETENTION))
+        purged += sqlx::query("DELETE FROM rate_events WHERE occurred_at <= $1")
+            .bind(now.saturating_sub(RATE_EVENT_RETENTION))
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -21,7 +21,7 @@ macro_rules! contract_tests {
             clients_round_trip, client_updates_keep_identity, config_clients_are_listed_and_disabled,
             resources_round_trip, users_round_trip, first_key_is_inserted_once, rotation_retires_and_publishes_until,
             revocations_are_idempotent_and_purged, audit_appends_in_order_and_finds_by_jti, ping_answers,
-            public_client_redirects_round_trip, users_are_listed_by_name, login_failures_count_within_window,
+            public_client_redirects_round_trip, users_are_listed_by_name, rate_events_count_within_window,
             authorization_request_is_taken_once, expired_authorization_request_is_gone, code_is_redeemed_once,
             racing_redemptions_have_one_winner, refresh_token_rotates_once, revoking_a_grant_revokes_its_tokens,
             withdrawing_consent_revokes_the_pairs_grants, consents_are_replaced_listed_and_deleted,
@@ -222,18 +222,18 @@ pub async fn users_are_listed_by_name(store: &dyn Store) {
     assert_eq!(users[1].password_hash, "$argon2id$bob");
 }
 
-pub async fn login_failures_count_within_window(store: &dyn Store) {
-    assert_eq!(store.login_failures("user:alice", 100, 60).await.unwrap(), 0);
-    assert_eq!(store.record_login_failure("user:alice", 100, 60).await.unwrap(), 1);
-    assert_eq!(store.record_login_failure("user:alice", 110, 60).await.unwrap(), 2);
-    assert_eq!(store.record_login_failure("user:alice", 120, 60).await.unwrap(), 3);
-    assert_eq!(store.record_login_failure("ip:192.0.2.1", 120, 60).await.unwrap(), 1, "keys are counted apart");
-    assert_eq!(store.login_failures("user:alice", 159, 60).await.unwrap(), 3);
-    assert_eq!(store.login_failures("user:alice", 160, 60).await.unwrap(), 2, "the failure at 100 left the window");
-    assert_eq!(store.record_login_failure("user:alice", 181, 60).await.unwrap(), 1, "only this one is within 60 s");
-    store.clear_login_failures("user:alice").await.unwrap();
-    assert_eq!(store.login_failures("user:alice", 181, 3600).await.unwrap(), 0);
-    assert_eq!(store.login_failures("ip:192.0.2.1", 121, 60).await.unwrap(), 1, "clearing one key keeps the others");
+pub async fn rate_events_count_within_window(store: &dyn Store) {
+    assert_eq!(store.recent_events("user:alice", 100, 60).await.unwrap(), 0);
+    assert_eq!(store.record_event("user:alice", 100, 60).await.unwrap(), 1);
+    assert_eq!(store.record_event("user:alice", 110, 60).await.unwrap(), 2);
+    assert_eq!(store.record_event("user:alice", 120, 60).await.unwrap(), 3);
+    assert_eq!(store.record_event("ip:192.0.2.1", 120, 60).await.unwrap(), 1, "keys are counted apart");
+    assert_eq!(store.recent_events("user:alice", 159, 60).await.unwrap(), 3);
+    assert_eq!(store.recent_events("user:alice", 160, 60).await.unwrap(), 2, "the failure at 100 left the window");
+    assert_eq!(store.record_event("user:alice", 181, 60).await.unwrap(), 1, "only this one is within 60 s");
+    store.clear_events("user:alice").await.unwrap();
+    assert_eq!(store.recent_events("user:alice", 181, 3600).await.unwrap(), 0);
+    assert_eq!(store.recent_events("ip:192.0.2.1", 121, 60).await.unwrap(), 1, "clearing one key keeps the others");
 }
 
 fn authorization_request(handle_hash: &str, expires_at: i64) -> AuthorizationRequest {
@@ -512,8 +512,8 @@ pub async fn purge_drops_only_expired_delegation_rows(store: &dyn Store) {
         let s = BrowserSession { session_hash: hash.into(), username: "alice".into(), auth_time: 1, expires_at };
         store.put_session(&s).await.unwrap();
     }
-    store.record_login_failure("user:alice", now - 86_400, 60).await.unwrap();
-    store.record_login_failure("user:alice", now - 86_399, 60).await.unwrap();
+    store.record_event("user:alice", now - 86_400, 60).await.unwrap();
+    store.record_event("user:alice", now - 86_399, 60).await.unwrap();
 
     assert_eq!(store.purge_expired_delegation(now).await.unwrap(), 6, "one expired row of each kind");
     assert_eq!(store.purge_expired_delegation(now).await.unwrap(), 0);
@@ -524,7 +524,7 @@ pub async fn purge_drops_only_expired_delegation_rows(store: &dyn Store) {
     assert!(store.get_refresh_token("r-new").await.unwrap().is_some());
     assert_eq!(store.get_session("s-old", 1).await.unwrap(), None);
     assert!(store.get_session("s-new", 1).await.unwrap().is_some());
-    assert_eq!(store.login_failures("user:alice", now, 200_000).await.unwrap(), 1);
+    assert_eq!(store.recent_events("user:alice", now, 200_000).await.unwrap(), 1);
     assert!(matches!(store.redeem_code("c-new", now).await.unwrap(), CodeRedemption::Redeemed(_)));
     assert!(store.get_grant("g1").await.unwrap().is_some(), "grants outlive their tokens");
     store.revoke_grant("g1", now).await.unwrap();

@@ -43,15 +43,17 @@ pub trait UserStore: Send + Sync {
     async fn list_users(&self) -> StoreResult<Vec<User>>;
 }
 
-/// Failed sign-ins counted per key (`user:<name>`, `ip:<address>`), shared by every instance.
+/// Events counted per key over a sliding window, shared by every instance: failed sign-ins
+/// (`user:<name>`, `ip:<address>`) and registrations (`register:<address>`).
 #[async_trait]
-pub trait LoginThrottleStore: Send + Sync {
-    /// Counts a failure; failures older than `window` seconds are forgotten. Returns the count
+pub trait RateCounterStore: Send + Sync {
+    /// Counts an event; events older than `window` seconds are forgotten. Returns the count
     /// within the window, this one included.
-    async fn record_login_failure(&self, key: &str, now: UnixTime, window: i64) -> StoreResult<u32>;
-    /// Failures within the last `window` seconds.
-    async fn login_failures(&self, key: &str, now: UnixTime, window: i64) -> StoreResult<u32>;
-    async fn clear_login_failures(&self, key: &str) -> StoreResult<()>;
+    async fn record_event(&self, key: &str, now: UnixTime, window: i64) -> StoreResult<u32>;
+    /// Events within the last `window` seconds.
+    async fn recent_events(&self, key: &str, now: UnixTime, window: i64) -> StoreResult<u32>;
+    /// Forgets the events of `key` (a successful sign-in clears its account's failures).
+    async fn clear_events(&self, key: &str) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -217,7 +219,7 @@ pub trait Store:
     + KeyStore
     + RevocationStore
     + AuditStore
-    + LoginThrottleStore
+    + RateCounterStore
     + AuthorizationRequestStore
     + GrantStore
     + ConsentStore

@@ -81,8 +81,8 @@ async fn sign_in(
     let now = state.now();
     let user_key = format!("user:{username}");
     let ip_key = format!("ip:{}", peer.ip());
-    let user_failures = state.store.login_failures(&user_key, now, window).await.map_err(store_error)?;
-    let ip_failures = state.store.login_failures(&ip_key, now, window).await.map_err(store_error)?;
+    let user_failures = state.store.recent_events(&user_key, now, window).await.map_err(store_error)?;
+    let ip_failures = state.store.recent_events(&ip_key, now, window).await.map_err(store_error)?;
     if user_failures >= login.max_failures_per_account || ip_failures >= login.max_failures_per_address {
         let minutes = (window + 59) / 60;
         let message =
@@ -110,8 +110,8 @@ async fn sign_in(
     .unwrap_or(false);
     let user = user.filter(|u| verified && !u.disabled);
     let Some(user) = user else {
-        state.store.record_login_failure(&user_key, now, window).await.map_err(store_error)?;
-        state.store.record_login_failure(&ip_key, now, window).await.map_err(store_error)?;
+        state.store.record_event(&user_key, now, window).await.map_err(store_error)?;
+        state.store.record_event(&ip_key, now, window).await.map_err(store_error)?;
         audit_failure(state, &username, "invalid_credentials").await;
         tracing::info!(username = %username, peer = %peer.ip(), "sign-in failed");
         return Ok(render(
@@ -124,7 +124,7 @@ async fn sign_in(
             Some("Incorrect username or password."),
         ));
     };
-    state.store.clear_login_failures(&user_key).await.map_err(store_error)?;
+    state.store.clear_events(&user_key).await.map_err(store_error)?;
     let (signed_in, cookie) = session::start(state, &user.username).await?;
     let mut event = AuditEvent::new(now, AuditKind::SignedIn, "ok");
     event.subject = Some(user.username.clone());

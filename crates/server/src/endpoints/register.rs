@@ -60,7 +60,7 @@ pub async fn register(
     }
     let now = state.now();
     let throttle_key = format!("register:{}", peer.ip());
-    let recent = state.store.login_failures(&throttle_key, now, WINDOW_SECONDS).await.map_err(store_error)?;
+    let recent = state.store.recent_events(&throttle_key, now, WINDOW_SECONDS).await.map_err(store_error)?;
     if recent >= policy.max_registrations_per_address {
         return Err(Failure(
             OAuthError::temporarily_unavailable("too many registrations from this address; try again later")
@@ -73,7 +73,7 @@ pub async fn register(
     }
     let publisher = apply_software_statement(&state, &mut fields)?;
     let metadata = client_metadata(fields)?;
-    state.store.record_login_failure(&throttle_key, now, WINDOW_SECONDS).await.map_err(store_error)?;
+    state.store.record_event(&throttle_key, now, WINDOW_SECONDS).await.map_err(store_error)?;
 
     let client_id = format!("{CLIENT_ID_PREFIX}{}", state.rng.token(16));
     let (mut client, normalised) =
