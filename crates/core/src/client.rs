@@ -160,6 +160,8 @@ pub struct Client {
     pub jwks: Option<String>,
     /// Where the client publishes its JWK Set (fetched through the SSRF-safe fetcher).
     pub jwks_uri: Option<String>,
+    /// RFC 7591 `logo_uri`: shown on the consent page, fetched through the SSRF-safe fetcher.
+    pub logo_uri: Option<String>,
     pub disabled: bool,
 }
 
@@ -228,6 +230,7 @@ mod tests {
             require_pushed_authorization_requests: false,
             jwks: None,
             jwks_uri: None,
+            logo_uri: None,
             disabled: false,
         }
     }

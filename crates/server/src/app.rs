@@ -96,8 +96,10 @@ pub async fn prepare(parts: Parts) -> Result<AppState, StartError> {
     };
     let metadata_policy =
         mandate_fetch::FetchPolicy { max_bytes: crate::clients::metadata::MAX_DOCUMENT_BYTES, ..policy.clone() };
+    let logo_policy = mandate_fetch::FetchPolicy { max_bytes: crate::clients::logo::MAX_LOGO_BYTES, ..policy.clone() };
     let fetcher = mandate_fetch::CachedFetcher::new(mandate_fetch::Fetcher::new(policy)?);
     let metadata_fetcher = mandate_fetch::CachedFetcher::new(mandate_fetch::Fetcher::new(metadata_policy)?);
+    let logo_fetcher = mandate_fetch::CachedFetcher::new(mandate_fetch::Fetcher::new(logo_policy)?);
     Ok(AppState {
         settings: Arc::new(parts.settings),
         store: parts.store,
@@ -107,6 +109,7 @@ pub async fn prepare(parts: Parts) -> Result<AppState, StartError> {
         grants: Arc::new(GrantRegistry::standard()),
         fetcher: Arc::new(fetcher),
         metadata_fetcher: Arc::new(metadata_fetcher),
+        logo_fetcher: Arc::new(logo_fetcher),
     })
 }
 
@@ -116,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .route("/par", post(par::handle))
         .route("/login", get(login::get).post(login::post))
         .route("/consent", get(consent::get).post(consent::post))
+        .route("/consent/logo", get(consent::logo))
         .route("/account", get(account::get))
         .route("/account/consents/revoke", post(account::revoke))
         .route("/logout", get(logout::get).post(logout::post))

@@ -230,6 +230,8 @@ pub struct RawClient {
     pub jwks: Option<serde_json::Value>,
     /// For private_key_jwt: where the client publishes its JWK Set.
     pub jwks_uri: Option<String>,
+    /// Shown on the consent page.
+    pub logo_uri: Option<String>,
     pub disabled: bool,
 }
 
@@ -678,6 +680,11 @@ fn check_clients(
                     "a public client (token_endpoint_auth_method = \"none\") has no secret",
                 ));
             }
+            let logo_uri = c.logo_uri.clone();
+            if let Some(uri) = &logo_uri {
+                crate::clients::check_fetch_url(uri, allow_private_networks)
+                    .map_err(|e| invalid(key("logo_uri"), e))?;
+            }
             let (jwks, jwks_uri) = check_client_keys(c, method, secret.is_some(), allow_private_networks)
                 .map_err(|(field, message)| invalid(key(field), message))?;
             if method.needs_secret() && secret.is_none() {
@@ -759,6 +766,7 @@ fn check_clients(
                 require_pushed_authorization_requests: c.require_pushed_authorization_requests,
                 jwks,
                 jwks_uri,
+                logo_uri,
                 disabled: c.disabled,
             })
         })
@@ -789,11 +797,7 @@ fn check_client_keys(
             Ok((Some(text), None))
         }
         (None, Some(uri)) => {
-            let parsed = url::Url::parse(uri).map_err(|_| ("jwks_uri", format!("{uri:?} is not an absolute URL")))?;
-            let plain_ok = allow_private_networks && parsed.scheme() == "http";
-            if parsed.scheme() != "https" && !plain_ok {
-                return Err(("jwks_uri", format!("{uri:?} must use https")));
-            }
+            crate::clients::check_fetch_url(uri, allow_private_networks).map_err(|e| ("jwks_uri", e))?;
             Ok((None, Some(uri.clone())))
         }
     }

@@ -21,6 +21,8 @@ pub struct AppState {
     pub fetcher: Arc<mandate_fetch::CachedFetcher>,
     /// …and this one, capped at 5 KB while streaming, for client ID metadata documents.
     pub metadata_fetcher: Arc<mandate_fetch::CachedFetcher>,
+    /// …and this one for client logos (images, [`crate::clients::logo::MAX_LOGO_BYTES`]).
+    pub logo_fetcher: Arc<mandate_fetch::CachedFetcher>,
 }
 
 impl AppState {

@@ -21,9 +21,9 @@ macro_rules! insert_client_sql {
     () => {
         "INSERT INTO clients (client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes,
                               resources, redirect_uris, post_logout_redirect_uris, application_type,
-                              require_pushed_authorization_requests, jwks, jwks_uri, disabled, source, created_at,
-                              updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                              require_pushed_authorization_requests, jwks, jwks_uri, logo_uri, disabled, source,
+                              created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
     };
 }
 
@@ -40,7 +40,7 @@ macro_rules! upsert_client_sql {
                 post_logout_redirect_uris = excluded.post_logout_redirect_uris,
                 application_type = excluded.application_type,
                 require_pushed_authorization_requests = excluded.require_pushed_authorization_requests,
-                jwks = excluded.jwks, jwks_uri = excluded.jwks_uri,
+                jwks = excluded.jwks, jwks_uri = excluded.jwks_uri, logo_uri = excluded.logo_uri,
                 disabled = excluded.disabled, source = excluded.source, updated_at = excluded.updated_at"
         )
     };
@@ -68,6 +68,7 @@ fn bind_client<'q>(
         .bind(r.require_pushed_authorization_requests)
         .bind(r.jwks)
         .bind(r.jwks_uri)
+        .bind(r.logo_uri)
         .bind(r.disabled)
         .bind(source.as_str())
         .bind(now)
@@ -148,7 +149,7 @@ impl ClientStore for PgStore {
         sqlx::query_as::<_, ClientRow>(
             "SELECT client_id, client_name, secret_digest, token_endpoint_auth_method, grant_types, scopes, resources,
                     redirect_uris, post_logout_redirect_uris, application_type, require_pushed_authorization_requests,
-                    jwks, jwks_uri, disabled
+                    jwks, jwks_uri, logo_uri, disabled
              FROM clients WHERE client_id = $1",
         )
         .bind(client_id)

@@ -59,6 +59,7 @@ fn client(id: &str) -> Client {
         require_pushed_authorization_requests: false,
         jwks: None,
         jwks_uri: None,
+        logo_uri: Some(format!("https://{id}.example/logo.png")),
         disabled: false,
     }
 }

@@ -35,6 +35,7 @@ pub struct ClientRow {
     pub require_pushed_authorization_requests: bool,
     pub jwks: Option<String>,
     pub jwks_uri: Option<String>,
+    pub logo_uri: Option<String>,
     pub disabled: bool,
 }
 
@@ -54,6 +55,7 @@ impl ClientRow {
             require_pushed_authorization_requests: c.require_pushed_authorization_requests,
             jwks: c.jwks.clone(),
             jwks_uri: c.jwks_uri.clone(),
+            logo_uri: c.logo_uri.clone(),
             disabled: c.disabled,
         }
     }
@@ -94,6 +96,7 @@ impl ClientRow {
             client_name: self.client_name,
             jwks: self.jwks,
             jwks_uri: self.jwks_uri,
+            logo_uri: self.logo_uri,
             disabled: self.disabled,
         })
     }

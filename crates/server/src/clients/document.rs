@@ -76,6 +76,8 @@ pub struct ClientMetadata {
     pub jwks: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
     /// RFC 7591 §2: the software's identity across registrations, usually from a statement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub software_id: Option<String>,
@@ -104,6 +106,7 @@ impl ClientMetadata {
             application_type: Some(client.application_type.as_str().to_owned()),
             jwks: client.jwks.as_deref().and_then(|j| serde_json::from_str(j).ok()),
             jwks_uri: client.jwks_uri.clone(),
+            logo_uri: client.logo_uri.clone(),
             ..ClientMetadata::default()
         }
     }
@@ -143,11 +146,12 @@ impl ClientMetadata {
             }
             _ => None,
         };
+        let private = state.settings.allow_private_networks;
         if let Some(uri) = &self.jwks_uri {
-            let parsed = url::Url::parse(uri).map_err(|_| bad("jwks_uri is not a URL"))?;
-            if parsed.scheme() != "https" && !(state.settings.allow_private_networks && parsed.scheme() == "http") {
-                return Err(bad("jwks_uri must use https"));
-            }
+            super::check_fetch_url(uri, private).map_err(|e| bad(format!("jwks_uri {e}")))?;
+        }
+        if let Some(uri) = &self.logo_uri {
+            super::check_fetch_url(uri, private).map_err(|e| bad(format!("logo_uri {e}")))?;
         }
         if method == TokenEndpointAuthMethod::PrivateKeyJwt && jwks.is_none() && self.jwks_uri.is_none() {
             return Err(bad("private_key_jwt needs jwks or jwks_uri"));
@@ -215,6 +219,7 @@ impl ClientMetadata {
             require_pushed_authorization_requests: false,
             jwks,
             jwks_uri: self.jwks_uri.clone(),
+            logo_uri: self.logo_uri.clone(),
             disabled: false,
         };
         let normalised = ClientMetadata {

@@ -48,6 +48,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, form: OAuthForm) -> Re
     };
     let result = async {
         let (handle, request) = flow::keep(state, request, INTERACTION_TTL).await?;
+        crate::clients::logo::prefetch(state, &client);
         let session = session::current(state, headers).await?;
         flow::advance(state, session, &handle, request).await
     };

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use mandate_core::{OAuthError, ResourceUri, ScopeSet};
 use minijinja::context;
 use serde::Serialize;
@@ -16,6 +16,19 @@ use crate::web::{csrf, error_page, page, see_other, session, templates};
 
 pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     show(&state, &headers, uri.query()).await.unwrap_or_else(|e| error_page(&e))
+}
+
+/// The logo of the client asking, for the consent page: only while its request is pending.
+pub async fn logo(State(state): State<AppState>, uri: Uri) -> Response {
+    let client = async {
+        let form = OAuthForm::from_query(uri.query())?;
+        let request = flow::pending(&state, form.require("request")?).await?;
+        crate::clients::find(&state, &request.client_id).await?.ok_or_else(flow::expired)
+    };
+    match client.await {
+        Ok(client) => crate::clients::logo::response(&state, &client).await,
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn show(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Result<Response, OAuthError> {
@@ -66,6 +79,7 @@ async fn show(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Res
             redirect_host => &host,
             localhost_only => localhost_only,
             verified_host => verified_host,
+            logo_url => client.logo_uri.is_some().then(|| format!("{}?request={handle}", state.settings.issuer.endpoint("/consent/logo"))),
             software_publisher => software_publisher,
             self_registered => self_registered,
             resources => minijinja::value::Serde(&resources),

@@ -22,6 +22,7 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAu
         Failure(e)
     })?;
     let (handle, _) = flow::keep(&state, request, PUSHED_REQUEST_TTL).await?;
+    crate::clients::logo::prefetch(&state, &client);
     let body = json!({ "request_uri": format!("{REQUEST_URI_PREFIX}{handle}"), "expires_in": PUSHED_REQUEST_TTL });
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -105,6 +105,7 @@ pub async fn register(
         software_publisher: publisher.clone(),
     };
     state.store.register_client(&client, &registration).await.map_err(store_error)?;
+    crate::clients::logo::prefetch(&state, &client);
     let mut event = AuditEvent::new(now, AuditKind::ClientRegistered, "ok");
     event.client_id = Some(client_id.clone());
     event.detail = Some(audit_detail(&client, publisher.as_deref(), peer));

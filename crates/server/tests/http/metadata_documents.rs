@@ -13,6 +13,9 @@ use serde_json::{Value, json};
 use crate::common::browser::*;
 use crate::common::{Backend, MCP, Options, TestServer, assert_oauth_error, fresh_database};
 
+/// The start of a PNG file: enough for the content to be recognisable in the test.
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR test logo";
+
 struct Site {
     base: String,
     hits: Arc<AtomicUsize>,
@@ -45,6 +48,11 @@ async fn site() -> Site {
                 };
                 match name.as_str() {
                     "good" => doc(json!({})),
+                    "with-logo" => doc(json!({ "logo_uri": format!("{base}/logo.png") })),
+                    "svg-logo" => doc(json!({ "logo_uri": format!("{base}/logo.svg") })),
+                    "logo.png" => ([(header::CONTENT_TYPE, "image/png")], PNG).into_response(),
+                    "logo.svg" => ([(header::CONTENT_TYPE, "image/svg+xml")], "<svg><script>alert(1)</script></svg>")
+                        .into_response(),
                     "redirect" => (StatusCode::FOUND, [(header::LOCATION, format!("{base}/good"))]).into_response(),
                     "missing" => StatusCode::NOT_FOUND.into_response(),
                     "html" => ([(header::CONTENT_TYPE, "text/html")], "<html>hi</html>").into_response(),
@@ -194,7 +202,41 @@ async fn policy_and_private_networks_refuse_before_fetching(backend: Backend) {
     assert_eq!(site.hits.load(Ordering::SeqCst), 0, "no request ever reached the site");
 }
 
+/// The consent page shows a URL client's logo, served from mandate's own origin (raster images
+/// only, fetched through the SSRF-safe fetcher), never SVG.
+async fn logos_are_shown_from_our_origin(backend: Backend) {
+    let site = site().await;
+    let server = server(backend, "allow_private_networks = true").await;
+    let logo_of = |page: &str| {
+        let marker = "id=\"client-logo\" src=\"";
+        let start = page.find(marker)? + marker.len();
+        Some(page[start..start + page[start..].find('"')?].replace("&amp;", "&").replace("&#x2f;", "/"))
+    };
+    let mut logos = Vec::new();
+    for name in ["with-logo", "svg-logo", "good"] {
+        let mut b = Browser::new();
+        let client_id = format!("{}/{name}", site.base);
+        let start = b.get(&authorize_url(&server, &client_id, NATIVE_REDIRECT, &[("scope", "tools:read")])).await;
+        let consent_at = b.sign_in(start.location.as_deref().unwrap(), "alice", ALICE_PASSWORD).await;
+        let page = b.get(consent_at.location.as_deref().unwrap()).await.body;
+        logos.push(logo_of(&page));
+    }
+    assert!(logos[2].is_none(), "no logo_uri, no image");
+    let png = logos[0].clone().expect("the consent page shows the logo");
+    assert!(png.starts_with(&server.url("/consent/logo?request=")), "{png}");
+    let res = server.http.get(&png).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(res.bytes().await.unwrap().as_ref(), PNG);
+    let svg = logos[1].clone().expect("the page links the logo; the server refuses to serve SVG");
+    assert_eq!(server.http.get(&svg).send().await.unwrap().status(), 404);
+    let unknown = server.http.get(server.url("/consent/logo?request=nothing-pending")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404, "logos only of clients with a pending request");
+}
+
 crate::on_both_backends!(
+    logos_are_shown_from_our_origin,
     a_url_client_completes_the_code_flow,
     every_failure_mode_is_refused,
     a_slow_site_times_out,
