@@ -13,4 +13,5 @@ mod persistence;
 mod private_key_jwt;
 mod refresh;
 mod registration;
+mod rmcp_client;
 mod token;
