@@ -51,7 +51,14 @@ impl Fetcher {
             return Err(BuildError::InvalidPolicy("timeouts must not be zero"));
         }
         let guarded = GuardedResolver { inner: resolver, allow_private_networks: policy.allow_private_networks };
+        let roots = policy
+            .extra_root_certificates
+            .iter()
+            .map(|der| reqwest::Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(BuildError::Client)?;
         let client = reqwest::Client::builder()
+            .tls_certs_merge(roots)
             .dns_resolver(Arc::new(guarded))
             // A proxy would resolve and connect on our behalf, past the address filter.
             .no_proxy()

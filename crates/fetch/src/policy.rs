@@ -25,6 +25,10 @@ pub struct FetchPolicy {
     pub min_refresh_interval: Duration,
     /// Bound of the cache, in bytes of bodies and URLs. Default 32 MiB.
     pub cache_max_bytes: u64,
+    /// Certificates (DER) trusted as roots in addition to the platform's: a private CA, or a
+    /// test's throwaway one (the platform store can only be changed through the environment,
+    /// which a running process cannot safely do). Default none.
+    pub extra_root_certificates: Vec<Vec<u8>>,
 }
 
 impl Default for FetchPolicy {
@@ -38,6 +42,7 @@ impl Default for FetchPolicy {
             max_ttl: Duration::from_secs(24 * 60 * 60),
             min_refresh_interval: Duration::from_secs(30),
             cache_max_bytes: 32 * 1024 * 1024,
+            extra_root_certificates: Vec::new(),
         }
     }
 }

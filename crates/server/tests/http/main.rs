@@ -14,4 +14,5 @@ mod private_key_jwt;
 mod refresh;
 mod registration;
 mod registration_management;
+mod rmcp_client;
 mod token;

@@ -101,6 +101,8 @@ pub struct Options {
     pub port: Option<u16>,
     /// Another instance's issuer, for several instances serving as one.
     pub issuer: Option<String>,
+    /// Certificates (DER) the outbound fetcher trusts besides the platform's (a test CA).
+    pub trusted_roots: Vec<Vec<u8>>,
 }
 
 impl Default for Options {
@@ -111,6 +113,7 @@ impl Default for Options {
             clock: Arc::new(SystemClock),
             port: None,
             issuer: None,
+            trusted_roots: Vec::new(),
         }
     }
 }
@@ -135,7 +138,11 @@ impl TestServer {
         let settings = config::from_toml(&text).unwrap_or_else(|e| panic!("test config: {e}"));
         let store = mandate_server::app::open_store(&settings.database).await.unwrap();
         let parts = Parts { settings, store, clock: options.clock, rng: Arc::new(SystemRandom::new()) };
-        let state = mandate_server::prepare(parts).await.unwrap();
+        let mut state = mandate_server::prepare(parts).await.unwrap();
+        if !options.trusted_roots.is_empty() {
+            state.fetcher = trusting(&state.fetcher, &options.trusted_roots);
+            state.metadata_fetcher = trusting(&state.metadata_fetcher, &options.trusted_roots);
+        }
         let running = mandate_server::serve(state, listener).unwrap();
         let base = format!("http://127.0.0.1:{port}{}", options.issuer_path);
         Self { running, base, issuer, http: reqwest::Client::new(), database }
@@ -189,6 +196,13 @@ impl TestServer {
         assert_eq!(res.status(), 200);
         res.json().await.unwrap()
     }
+}
+
+/// The same fetcher, also trusting `roots`.
+fn trusting(fetcher: &mandate_fetch::CachedFetcher, roots: &[Vec<u8>]) -> Arc<mandate_fetch::CachedFetcher> {
+    let policy =
+        mandate_fetch::FetchPolicy { extra_root_certificates: roots.to_vec(), ..fetcher.fetcher().policy().clone() };
+    Arc::new(mandate_fetch::CachedFetcher::new(mandate_fetch::Fetcher::new(policy).unwrap()))
 }
 
 /// Asserts an RFC 6749 error response: status, `error` code, JSON body, no caching.
