@@ -248,7 +248,9 @@ fn authorization_request(handle_hash: &str, expires_at: i64) -> AuthorizationReq
         prompt: Some("login consent".into()),
         max_age: Some(300),
         pushed: true,
-        client_registration: Some(r#"{"client_name":"Ephemeral agent","redirect_uris":["http://127.0.0.1/cb"]}"#.into()),
+        client_registration: Some(
+            r#"{"client_name":"Ephemeral agent","redirect_uris":["http://127.0.0.1/cb"]}"#.into(),
+        ),
         created_at: 100,
         expires_at,
     }
