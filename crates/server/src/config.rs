@@ -95,7 +95,7 @@ impl Default for RawKeys {
 }
 
 /// How clients that are not in the config come to exist: client ID metadata documents (URL
-/// client ids) and, later, dynamic registration.
+/// client ids), dynamic registration, and pushed client registration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawRegistration {
@@ -119,6 +119,13 @@ pub struct RawRegistration {
     pub max_registrations_per_address: u32,
     /// Self-registered clients unused for this long are deleted.
     pub unused_registration_expiry: String,
+    /// Pushed client registration (draft-richer-oauth-pushed-client-registration-00, experimental):
+    /// ephemeral public clients describe themselves in their pushed authorization request.
+    pub pushed: bool,
+    /// The scopes pushed clients may get; unset: those of URL clients (`client_metadata_scopes`).
+    pub pushed_scopes: Option<Vec<String>>,
+    /// The resources pushed clients may get tokens for; unset: those of URL clients.
+    pub pushed_resources: Option<Vec<String>>,
     /// Dynamic registration needs a software statement signed by one of `software_publishers`.
     pub require_software_statement: bool,
     /// Publishers whose software statements (RFC 7591 §2.3) are trusted: a registration carrying
@@ -154,6 +161,9 @@ impl Default for RawRegistration {
             unused_registration_expiry: "30d".into(),
             require_software_statement: false,
             software_publishers: Vec::new(),
+            pushed: false,
+            pushed_scopes: None,
+            pushed_resources: None,
         }
     }
 }
@@ -174,6 +184,13 @@ pub struct RegistrationSettings {
     pub metadata_resources: Option<Vec<ResourceUri>>,
     pub require_software_statement: bool,
     pub software_publishers: Vec<Publisher>,
+    /// Pushed client registration with the static client id (experimental, off by default).
+    pub pushed: bool,
+    /// The most a pushed client may get: these scopes (`None`: every resource scope and the
+    /// OpenID scopes but `offline_access`) ...
+    pub pushed_scopes: Option<ScopeSet>,
+    /// ... on these resources (`None`: every registered resource).
+    pub pushed_resources: Option<Vec<ResourceUri>>,
 }
 
 impl RegistrationSettings {
@@ -520,31 +537,36 @@ fn check_registration(
             .collect()
     };
     let oidc_scopes = ScopeSet::from_tokens(oidc::SCOPES).unwrap_or_default();
-    let metadata_scopes = match &raw.client_metadata_scopes {
-        None => None,
-        Some(list) => {
-            let set = scopes("registration.client_metadata_scopes", list)?;
-            let unknown = set.difference(&offered.union(&oidc_scopes));
-            if !unknown.is_empty() {
-                return Err(invalid("registration.client_metadata_scopes", format!("no resource offers {unknown}")));
-            }
-            Some(set)
+    let scope_policy = |key: &str, list: &Option<Vec<String>>| -> Result<Option<ScopeSet>, ConfigError> {
+        let Some(list) = list else { return Ok(None) };
+        let set = scopes(key, list)?;
+        let unknown = set.difference(&offered.union(&oidc_scopes));
+        if !unknown.is_empty() {
+            return Err(invalid(key, format!("no resource offers {unknown}")));
         }
+        Ok(Some(set))
     };
-    let metadata_resources = match &raw.client_metadata_resources {
-        None => None,
-        Some(list) => {
-            let uris = crate::clients::metadata::parse_resources(list)
-                .map_err(|e| invalid("registration.client_metadata_resources", e))?;
-            if let Some(unknown) = uris.iter().find(|u| !resources.iter().any(|r| &r.uri == *u)) {
-                return Err(invalid(
-                    "registration.client_metadata_resources",
-                    format!("{unknown} is not a registered resource"),
-                ));
-            }
-            Some(uris)
+    let resource_policy = |key: &str, list: &Option<Vec<String>>| -> Result<Option<Vec<ResourceUri>>, ConfigError> {
+        let Some(list) = list else { return Ok(None) };
+        let uris = crate::clients::metadata::parse_resources(list).map_err(|e| invalid(key, e))?;
+        if let Some(unknown) = uris.iter().find(|u| !resources.iter().any(|r| &r.uri == *u)) {
+            return Err(invalid(key, format!("{unknown} is not a registered resource")));
         }
+        Ok(Some(uris))
     };
+    let metadata_scopes = scope_policy("registration.client_metadata_scopes", &raw.client_metadata_scopes)?;
+    let metadata_resources = resource_policy("registration.client_metadata_resources", &raw.client_metadata_resources)?;
+    // A pushed client is at most as trusted as a URL client: it inherits their policy unless set.
+    let pushed_scopes = scope_policy("registration.pushed_scopes", &raw.pushed_scopes)?;
+    if pushed_scopes.as_ref().is_some_and(|s| s.contains(oidc::OFFLINE_ACCESS)) {
+        return Err(invalid(
+            "registration.pushed_scopes",
+            "offline_access cannot be offered: pushed clients get no refresh tokens (they push a new request instead)",
+        ));
+    }
+    let pushed_scopes = pushed_scopes.or_else(|| metadata_scopes.clone());
+    let pushed_resources =
+        resource_policy("registration.pushed_resources", &raw.pushed_resources)?.or_else(|| metadata_resources.clone());
     let initial_access_token = raw
         .initial_access_token_hash
         .as_deref()
@@ -575,6 +597,9 @@ fn check_registration(
         metadata_resources,
         require_software_statement: raw.require_software_statement,
         software_publishers: check_publishers(&raw.software_publishers)?,
+        pushed: raw.pushed,
+        pushed_scopes,
+        pushed_resources,
     })
 }
 
@@ -643,6 +668,12 @@ fn check_clients(
                 return Err(invalid(
                     key("client_id"),
                     "URL client ids are client ID metadata documents, fetched on demand; pick a plain id",
+                ));
+            }
+            if crate::clients::pushed::is_pushed_client_id(&c.client_id) {
+                return Err(invalid(
+                    key("client_id"),
+                    "urn:ietf:oauth:parameters:dynamic is the static client id of pushed client registration and never names a real client; pick another id",
                 ));
             }
             if !seen.insert(c.client_id.clone()) {

@@ -58,8 +58,9 @@ impl AuthorizationRequestStore for PgStore {
     async fn put_authorization_request(&self, r: &AuthorizationRequest) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO authorization_requests (handle_hash, client_id, redirect_uri, scope, resources, state, nonce,
-                                                 code_challenge, prompt, max_age, pushed, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                                                 code_challenge, prompt, max_age, pushed, client_registration,
+                                                 created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&r.handle_hash)
         .bind(&r.client_id)
@@ -72,6 +73,7 @@ impl AuthorizationRequestStore for PgStore {
         .bind(&r.prompt)
         .bind(r.max_age)
         .bind(r.pushed)
+        .bind(&r.client_registration)
         .bind(r.created_at)
         .bind(r.expires_at)
         .execute(&self.pool)
@@ -86,7 +88,7 @@ impl AuthorizationRequestStore for PgStore {
     ) -> StoreResult<Option<AuthorizationRequest>> {
         Ok(sqlx::query_as::<_, AuthorizationRequestRow>(
             "SELECT handle_hash, client_id, redirect_uri, scope, resources, state, nonce, code_challenge, prompt, max_age,
-                    pushed, created_at, expires_at
+                    pushed, client_registration, created_at, expires_at
              FROM authorization_requests WHERE handle_hash = $1 AND expires_at > $2",
         )
         .bind(handle_hash)
@@ -105,7 +107,7 @@ impl AuthorizationRequestStore for PgStore {
         Ok(sqlx::query_as::<_, AuthorizationRequestRow>(
             "DELETE FROM authorization_requests WHERE handle_hash = $1 AND expires_at > $2
              RETURNING handle_hash, client_id, redirect_uri, scope, resources, state, nonce, code_challenge, prompt,
-                       max_age, pushed, created_at, expires_at",
+                       max_age, pushed, client_registration, created_at, expires_at",
         )
         .bind(handle_hash)
         .bind(now)
@@ -120,8 +122,9 @@ impl GrantStore for PgStore {
     async fn put_grant(&self, g: &Grant) -> StoreResult<()> {
         // A plain insert: re-putting a grant must not clear its revocation.
         sqlx::query(
-            "INSERT INTO grants (grant_id, client_id, username, scope, resources, auth_time, created_at, revoked_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO grants (grant_id, client_id, username, scope, resources, auth_time, created_at, revoked_at,
+                                 unverified_client_name)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&g.grant_id)
         .bind(&g.client_id)
@@ -131,6 +134,7 @@ impl GrantStore for PgStore {
         .bind(g.auth_time)
         .bind(g.created_at)
         .bind(g.revoked_at)
+        .bind(&g.unverified_client_name)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -138,7 +142,8 @@ impl GrantStore for PgStore {
 
     async fn get_grant(&self, grant_id: &str) -> StoreResult<Option<Grant>> {
         Ok(sqlx::query_as::<_, GrantRow>(
-            "SELECT grant_id, client_id, username, scope, resources, auth_time, created_at, revoked_at
+            "SELECT grant_id, client_id, username, scope, resources, auth_time, created_at, revoked_at,
+                    unverified_client_name
              FROM grants WHERE grant_id = $1",
         )
         .bind(grant_id)

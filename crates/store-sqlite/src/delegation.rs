@@ -56,8 +56,9 @@ impl AuthorizationRequestStore for SqliteStore {
     async fn put_authorization_request(&self, r: &AuthorizationRequest) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO authorization_requests (handle_hash, client_id, redirect_uri, scope, resources, state, nonce,
-                                                 code_challenge, prompt, max_age, pushed, created_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                                 code_challenge, prompt, max_age, pushed, client_registration,
+                                                 created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&r.handle_hash)
         .bind(&r.client_id)
@@ -70,6 +71,7 @@ impl AuthorizationRequestStore for SqliteStore {
         .bind(&r.prompt)
         .bind(r.max_age)
         .bind(r.pushed)
+        .bind(&r.client_registration)
         .bind(r.created_at)
         .bind(r.expires_at)
         .execute(&self.pool)
@@ -84,7 +86,7 @@ impl AuthorizationRequestStore for SqliteStore {
     ) -> StoreResult<Option<AuthorizationRequest>> {
         Ok(sqlx::query_as::<_, AuthorizationRequestRow>(
             "SELECT handle_hash, client_id, redirect_uri, scope, resources, state, nonce, code_challenge, prompt, max_age,
-                    pushed, created_at, expires_at
+                    pushed, client_registration, created_at, expires_at
              FROM authorization_requests WHERE handle_hash = ? AND expires_at > ?",
         )
         .bind(handle_hash)
@@ -103,7 +105,7 @@ impl AuthorizationRequestStore for SqliteStore {
         Ok(sqlx::query_as::<_, AuthorizationRequestRow>(
             "DELETE FROM authorization_requests WHERE handle_hash = ? AND expires_at > ?
              RETURNING handle_hash, client_id, redirect_uri, scope, resources, state, nonce, code_challenge, prompt,
-                       max_age, pushed, created_at, expires_at",
+                       max_age, pushed, client_registration, created_at, expires_at",
         )
         .bind(handle_hash)
         .bind(now)
@@ -118,8 +120,9 @@ impl GrantStore for SqliteStore {
     async fn put_grant(&self, g: &Grant) -> StoreResult<()> {
         // A plain insert: re-putting a grant must not clear its revocation.
         sqlx::query(
-            "INSERT INTO grants (grant_id, client_id, username, scope, resources, auth_time, created_at, revoked_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO grants (grant_id, client_id, username, scope, resources, auth_time, created_at, revoked_at,
+                                 unverified_client_name)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&g.grant_id)
         .bind(&g.client_id)
@@ -129,6 +132,7 @@ impl GrantStore for SqliteStore {
         .bind(g.auth_time)
         .bind(g.created_at)
         .bind(g.revoked_at)
+        .bind(&g.unverified_client_name)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -136,7 +140,8 @@ impl GrantStore for SqliteStore {
 
     async fn get_grant(&self, grant_id: &str) -> StoreResult<Option<Grant>> {
         Ok(sqlx::query_as::<_, GrantRow>(
-            "SELECT grant_id, client_id, username, scope, resources, auth_time, created_at, revoked_at
+            "SELECT grant_id, client_id, username, scope, resources, auth_time, created_at, revoked_at,
+                    unverified_client_name
              FROM grants WHERE grant_id = ?",
         )
         .bind(grant_id)

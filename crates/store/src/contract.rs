@@ -250,6 +250,9 @@ fn authorization_request(handle_hash: &str, expires_at: i64) -> AuthorizationReq
         prompt: Some("login consent".into()),
         max_age: Some(300),
         pushed: true,
+        client_registration: Some(
+            r#"{"client_name":"Ephemeral agent","redirect_uris":["http://127.0.0.1/cb"]}"#.into(),
+        ),
         created_at: 100,
         expires_at,
     }
@@ -264,6 +267,7 @@ pub async fn authorization_request_is_taken_once(store: &dyn Store) {
         prompt: None,
         max_age: None,
         pushed: false,
+        client_registration: None,
         ..full.clone()
     };
     store.put_authorization_request(&full).await.unwrap();
@@ -300,6 +304,7 @@ fn grant(grant_id: &str, username: &str, client_id: &str) -> Grant {
         auth_time: 90,
         created_at: 100,
         revoked_at: None,
+        unverified_client_name: None,
     }
 }
 
@@ -334,6 +339,14 @@ pub async fn code_is_redeemed_once(store: &dyn Store) {
     store.put_grant(&grant("g1", "alice", "desktop-app")).await.unwrap();
     assert_eq!(store.get_grant("g1").await.unwrap(), Some(grant("g1", "alice", "desktop-app")));
     assert_eq!(store.get_grant("g2").await.unwrap(), None);
+    // A pushed client's grant keeps its self-asserted name.
+    let named = Grant {
+        client_id: "urn:ietf:oauth:parameters:dynamic".into(),
+        unverified_client_name: Some("Ephemeral agent".into()),
+        ..grant("g-pushed", "alice", "")
+    };
+    store.put_grant(&named).await.unwrap();
+    assert_eq!(store.get_grant("g-pushed").await.unwrap(), Some(named));
     let c = code("c1", "g1", 160);
     store.put_code(&c).await.unwrap();
     let used = AuthorizationCode { used_at: Some(110), ..c };

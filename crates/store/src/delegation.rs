@@ -24,6 +24,9 @@ pub struct AuthorizationRequest {
     pub max_age: Option<i64>,
     /// Made by `/par` and not yet used at `/authorize` (RFC 9126).
     pub pushed: bool,
+    /// Pushed client registration: the client's self-asserted RFC 7591 metadata (normalised JSON),
+    /// which is all the server knows of it. `None` for registered clients.
+    pub client_registration: Option<String>,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
 }
@@ -41,6 +44,9 @@ pub struct Grant {
     pub auth_time: UnixTime,
     pub created_at: UnixTime,
     pub revoked_at: Option<UnixTime>,
+    /// A pushed client's self-asserted `client_name`, kept for the audit log; never verified.
+    /// `None` for registered clients, whose name is in their registration.
+    pub unverified_client_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

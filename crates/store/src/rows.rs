@@ -207,6 +207,7 @@ pub struct AuthorizationRequestRow {
     pub prompt: Option<String>,
     pub max_age: Option<i64>,
     pub pushed: bool,
+    pub client_registration: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -225,6 +226,7 @@ impl From<AuthorizationRequestRow> for AuthorizationRequest {
             prompt: r.prompt,
             max_age: r.max_age,
             pushed: r.pushed,
+            client_registration: r.client_registration,
             created_at: r.created_at,
             expires_at: r.expires_at,
         }
@@ -241,6 +243,7 @@ pub struct GrantRow {
     pub auth_time: i64,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    pub unverified_client_name: Option<String>,
 }
 
 impl From<GrantRow> for Grant {
@@ -254,6 +257,7 @@ impl From<GrantRow> for Grant {
             auth_time: r.auth_time,
             created_at: r.created_at,
             revoked_at: r.revoked_at,
+            unverified_client_name: r.unverified_client_name,
         }
     }
 }

@@ -8,6 +8,7 @@ use mandate_store::{AuthorizationCode, AuthorizationRequest, BrowserSession, Con
 use super::request::prompts;
 use super::{CODE_TTL, HANDLE_BYTES, response};
 use crate::audit::{record_issuance, record_refusal};
+use crate::clients::pushed;
 use crate::error::store_error;
 use crate::state::AppState;
 use crate::web::{error_page, see_other};
@@ -110,11 +111,12 @@ pub async fn advance(
         return Ok(see_other(&login_url(state, handle)));
     }
     let Some(session) = session else { return Ok(see_other(&login_url(state, handle))) };
-    let remembered = state
-        .store
-        .get_consent(&session.username, &request.client_id, &request.resources)
-        .await
-        .map_err(store_error)?;
+    // A pushed client id is shared by every such client: consent to one is never consent to another.
+    let remembered = if pushed::is_pushed_client_id(&request.client_id) {
+        None
+    } else {
+        state.store.get_consent(&session.username, &request.client_id, &request.resources).await.map_err(store_error)?
+    };
     let requested = ScopeSet::parse(&request.scope).unwrap_or_default();
     let covered =
         remembered.is_some_and(|c| requested.difference(&ScopeSet::parse(&c.scope).unwrap_or_default()).is_empty());
@@ -158,6 +160,7 @@ pub async fn approve(
 ) -> Result<Response, OAuthError> {
     let now = state.now();
     let request = answer(state, handle).await?;
+    let pushed_name = pushed_client(&request);
     let grant = Grant {
         grant_id: state.rng.token(HANDLE_BYTES),
         client_id: request.client_id.clone(),
@@ -167,6 +170,7 @@ pub async fn approve(
         auth_time: session.auth_time,
         created_at: now,
         revoked_at: None,
+        unverified_client_name: pushed_name.clone().flatten(),
     };
     state.store.put_grant(&grant).await.map_err(store_error)?;
     let code = state.rng.token(HANDLE_BYTES);
@@ -185,7 +189,7 @@ pub async fn approve(
         })
         .await
         .map_err(store_error)?;
-    if remember {
+    if remember && pushed_name.is_none() {
         state
             .store
             .put_consent(&Consent {
@@ -205,9 +209,15 @@ pub async fn approve(
     event.resource = Some(request.resources.clone());
     event.scope = Some(request.scope.clone());
     event.jti = Some(format!("grant:{}", grant.grant_id));
+    event.detail = pushed_name.map(|name| pushed::audit_detail(name.as_deref()));
     record_issuance(state.store.as_ref(), &event).await?;
     tracing::info!(client_id = %request.client_id, grant_id = %grant.grant_id, "authorization granted");
     Ok(response::code(state, &request.redirect_uri, &code, request.state.as_deref()))
+}
+
+/// For a pushed client's request, its unverified name (if it gave one); `None` for others.
+fn pushed_client(request: &AuthorizationRequest) -> Option<Option<String>> {
+    pushed::is_pushed_client_id(&request.client_id).then(|| pushed::unverified_name(request))
 }
 
 /// The person said no: `access_denied` at the redirect URI.
@@ -219,6 +229,7 @@ pub async fn deny(state: &AppState, handle: &str, session: &BrowserSession) -> R
     event.subject = Some(session.username.clone());
     event.resource = Some(request.resources.clone());
     event.scope = Some(request.scope.clone());
+    event.detail = pushed_client(&request).map(|name| pushed::audit_detail(name.as_deref()));
     record_refusal(state.store.as_ref(), &event).await;
     let e = OAuthError::access_denied("the person denied the request");
     Ok(response::error(state, &request.redirect_uri, &e, request.state.as_deref()))

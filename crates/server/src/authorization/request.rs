@@ -138,6 +138,7 @@ pub async fn check(
         prompt,
         max_age,
         pushed,
+        client_registration: None,
         created_at: now,
         expires_at: now,
     })
@@ -203,7 +204,10 @@ async fn check_resources(
 }
 
 /// What the client may ask for on these resources: its scopes that the resources offer, and the
-/// OpenID Connect scopes it was given. Without `scope`, the resource scopes.
+/// OpenID Connect scopes it was given. Without `scope`, the resource scopes. A pushed client's
+/// `offline_access` is dropped, not refused (RFC 6749 §3.3: the token response says what was
+/// granted): many clients ask for it whenever it is advertised, and a pushed client gets no
+/// refresh token anyway.
 fn check_scope(
     client: &Client,
     resources: &[mandate_core::Resource],
@@ -216,7 +220,10 @@ fn check_scope(
     let granted = match form.get("scope") {
         None => resource_scopes,
         Some(raw) => {
-            let requested = ScopeSet::parse(raw).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+            let mut requested = ScopeSet::parse(raw).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+            if crate::clients::pushed::is_pushed_client_id(&client.client_id) {
+                requested = requested.difference(&ScopeSet::from_tokens([oidc::OFFLINE_ACCESS]).unwrap_or_default());
+            }
             let refused = requested.difference(&allowed);
             if !refused.is_empty() {
                 return Err(OAuthError::invalid_scope(format!(

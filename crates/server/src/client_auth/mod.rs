@@ -130,6 +130,13 @@ pub async fn verify(state: &AppState, creds: &PresentedCredentials) -> Result<Cl
     if client.disabled {
         return Err(OAuthError::invalid_client(FAILED).into());
     }
+    if crate::clients::pushed::is_pushed_client_id(&client.client_id) && creds.method != TokenEndpointAuthMethod::None {
+        return Err(OAuthError::invalid_client(format!(
+            "{} is a public client: send no client_secret, Authorization header or client_assertion",
+            client.client_id
+        ))
+        .into());
+    }
     let secret_ok = match creds.method {
         TokenEndpointAuthMethod::None => client.is_public(),
         TokenEndpointAuthMethod::PrivateKeyJwt => {

@@ -1,6 +1,7 @@
-//! Client metadata (RFC 7591 §2) as a client describes itself, in a client ID metadata document
-//! or a registration request, checked into a [`Client`] by one set of rules. What differs by
-//! origin: metadata documents may not use shared secrets (CIMD-4) and must name themselves.
+//! Client metadata (RFC 7591 §2) as a client describes itself, in a client ID metadata document,
+//! a registration request or a pushed registration, checked into a [`Client`] by one set of
+//! rules. What differs by origin: metadata documents may not use shared secrets (CIMD-4) and must
+//! name themselves; pushed registrations are public clients with nothing to authenticate with.
 
 use mandate_core::client::{ApplicationType, Client};
 use mandate_core::{GrantType, ScopeSet, TokenEndpointAuthMethod, oidc};
@@ -14,6 +15,8 @@ use crate::state::AppState;
 pub enum Origin {
     MetadataDocument,
     Registration,
+    /// The `client_registration` of a pushed authorization request (see [`super::pushed`]).
+    PushedRegistration,
 }
 
 /// RFC 7591 §3.2.2 error codes for metadata that cannot be accepted.
@@ -42,11 +45,11 @@ pub struct MetadataError {
     pub message: String,
 }
 
-fn bad(message: impl Into<String>) -> MetadataError {
+pub(crate) fn bad(message: impl Into<String>) -> MetadataError {
     MetadataError { code: MetadataErrorCode::InvalidClientMetadata, message: message.into() }
 }
 
-fn bad_redirect(message: impl Into<String>) -> MetadataError {
+pub(crate) fn bad_redirect(message: impl Into<String>) -> MetadataError {
     MetadataError { code: MetadataErrorCode::InvalidRedirectUri, message: message.into() }
 }
 
@@ -120,11 +123,22 @@ impl ClientMetadata {
         origin: Origin,
     ) -> Result<(Client, ClientMetadata), MetadataError> {
         let policy = &state.settings.registration;
+        let pushed = origin == Origin::PushedRegistration;
         if self.client_secret.is_some() || self.client_secret_expires_at.is_some() {
+            if pushed {
+                return Err(bad(
+                    "a pushed client is public: client_secret and client_secret_expires_at are not allowed",
+                ));
+            }
             return Err(bad("a client_secret cannot be supplied; the server makes secrets"));
         }
         let method = match self.token_endpoint_auth_method.as_deref() {
-            None | Some("none") if origin == Origin::MetadataDocument => TokenEndpointAuthMethod::None,
+            None | Some("none") if origin != Origin::Registration => TokenEndpointAuthMethod::None,
+            Some(m) if pushed => {
+                return Err(bad(format!(
+                    "token_endpoint_auth_method {m:?} is not allowed: a pushed client is public (none)"
+                )));
+            }
             None => TokenEndpointAuthMethod::ClientSecretBasic,
             Some(m) => {
                 let method: TokenEndpointAuthMethod =
@@ -137,6 +151,14 @@ impl ClientMetadata {
                 method
             }
         };
+        if pushed && (self.jwks.is_some() || self.jwks_uri.is_some()) {
+            return Err(bad("a pushed client is public: jwks and jwks_uri are not allowed"));
+        }
+        if pushed && !self.post_logout_redirect_uris.is_empty() {
+            return Err(bad_redirect(
+                "post_logout_redirect_uris are not allowed: nothing of a pushed client is kept to sign out with",
+            ));
+        }
         let jwks = match (&self.jwks, &self.jwks_uri) {
             (Some(_), Some(_)) => return Err(bad("give jwks or jwks_uri, not both")),
             (Some(set), None) => {
@@ -180,6 +202,13 @@ impl ClientMetadata {
                 grant_types.push(grant);
             }
         }
+        if pushed {
+            // Only the code grant: a pushed client has no refresh tokens (it pushes a new request).
+            if !grant_types.contains(&GrantType::AuthorizationCode) {
+                return Err(bad("a pushed client uses the authorization_code grant"));
+            }
+            grant_types = vec![GrantType::AuthorizationCode];
+        }
         if let Some(types) = &self.response_types
             && types.iter().any(|t| t != "code")
         {
@@ -203,8 +232,13 @@ impl ClientMetadata {
         // clients register with the scope of their first challenge and step up later. What it may
         // get is bounded by the registration policy, the resource's scopes and the person's consent.
         let oidc_scopes = ScopeSet::from_tokens(oidc::SCOPES).unwrap_or_default();
-        let scopes =
-            policy.metadata_scopes.clone().unwrap_or_else(|| state.settings.offered_scopes.union(&oidc_scopes));
+        let (scopes, resources) = if pushed {
+            (super::pushed::allowed_scopes(state), policy.pushed_resources.clone())
+        } else {
+            let scopes =
+                policy.metadata_scopes.clone().unwrap_or_else(|| state.settings.offered_scopes.union(&oidc_scopes));
+            (scopes, policy.metadata_resources.clone())
+        };
         let client = Client {
             client_id: client_id.to_owned(),
             client_name,
@@ -212,7 +246,7 @@ impl ClientMetadata {
             token_endpoint_auth_method: method,
             grant_types,
             scopes,
-            resources: policy.metadata_resources.clone(),
+            resources,
             redirect_uris: self.redirect_uris.clone(),
             post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
             application_type,

@@ -28,7 +28,9 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Response 
             return Ok(see_other(&state.settings.issuer.endpoint("/login")));
         };
         let mut consents = Vec::new();
-        for c in state.store.list_consents(&session.username).await.map_err(store_error)? {
+        let remembered = state.store.list_consents(&session.username).await.map_err(store_error)?;
+        // Consent to a pushed client is never remembered; a stray row would name no one app.
+        for c in remembered.into_iter().filter(|c| !crate::clients::pushed::is_pushed_client_id(&c.client_id)) {
             let client_name = crate::clients::display_name(&state, &c.client_id).await;
             consents.push(ConsentView { client_id: c.client_id, client_name, scope: c.scope, resources: c.resources });
         }

@@ -10,6 +10,7 @@ use mandate_store::AuthorizationRequest;
 
 use crate::authorization::request::{Refusal, check, client_of};
 use crate::authorization::{INTERACTION_TTL, REQUEST_URI_PREFIX, flow, response};
+use crate::clients::pushed;
 use crate::error::{Failure, store_error};
 use crate::form::OAuthForm;
 use crate::state::AppState;
@@ -36,6 +37,13 @@ async fn authorize(state: &AppState, headers: &HeaderMap, form: OAuthForm) -> Re
     };
     let request = match form.get("request_uri") {
         Some(request_uri) => redeem_pushed(state, &client, request_uri).await.map_err(Refusal::Page),
+        // Draft §3: the static client id starts at /par; here its redirect URI is unverified.
+        None if pushed::is_pushed_client_id(&client.client_id) => {
+            Err(Refusal::Page(OAuthError::invalid_request(format!(
+                "client_id {} must push its authorization request, with its registration, to the PAR endpoint first and come here with the request_uri",
+                pushed::PUSHED_CLIENT_ID
+            ))))
+        }
         None => check(state, &client, &form, false).await,
     };
     let request = match request {

@@ -1,5 +1,6 @@
 //! The consent page: who is asking (client name, redirect host, a warning for localhost-only
-//! redirects), for which resources, and each scope in plain words; Allow or Deny.
+//! redirects), for which resources, and each scope in plain words; Allow or Deny. A pushed
+//! client's name is its own claim, shown as unverified, and its consent is never remembered.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
@@ -23,7 +24,7 @@ pub async fn logo(State(state): State<AppState>, uri: Uri) -> Response {
     let client = async {
         let form = OAuthForm::from_query(uri.query())?;
         let request = flow::pending(&state, form.require("request")?).await?;
-        crate::clients::find(&state, &request.client_id).await?.ok_or_else(flow::expired)
+        crate::clients::of_request(&state, &request).await?.ok_or_else(flow::expired)
     };
     match client.await {
         Ok(client) => crate::clients::logo::response(&state, &client).await,
@@ -39,7 +40,8 @@ async fn show(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Res
     let Some(session) = session.filter(|s| !flow::needs_login(&request, Some(s), state.now())) else {
         return Ok(see_other(&flow::login_url(state, handle)));
     };
-    let client = crate::clients::find(state, &request.client_id).await?.ok_or_else(flow::expired)?;
+    let client = crate::clients::of_request(state, &request).await?.ok_or_else(flow::expired)?;
+    let pushed = crate::clients::pushed::is_pushed_client_id(&client.client_id);
     let mut resources = Vec::new();
     for uri in request.resources.split(' ') {
         let parsed = ResourceUri::parse(uri).map_err(|_| flow::expired())?;
@@ -75,7 +77,13 @@ async fn show(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Res
             csrf => &csrf.value,
             request => handle,
             username => &session.username,
-            client_name => client.client_name.as_deref().unwrap_or(&client.client_id),
+            client_name => if pushed {
+                crate::clients::display_name_of_request(state, &request).await
+            } else {
+                client.client_name.clone().unwrap_or_else(|| client.client_id.clone())
+            },
+            unverified_name => pushed,
+            can_remember => !pushed,
             redirect_host => &host,
             localhost_only => localhost_only,
             verified_host => verified_host,

@@ -54,6 +54,8 @@ pub async fn metadata(state: &AppState) -> Result<Value, Failure> {
         "authorization_response_iss_parameter_supported": true,
         // MCP 2026-07-28: URL client ids whose metadata document is the registration.
         "client_id_metadata_document_supported": state.settings.registration.metadata_documents,
+        // draft-richer-oauth-pushed-client-registration-00 (experimental, off by default).
+        "pushed_client_registration_supported": state.settings.registration.pushed,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [state.keyring.current().active.alg.as_str()],
         "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "email", "email_verified", "preferred_username"],

@@ -151,7 +151,7 @@ async fn audit_failure(state: &AppState, username: &str, outcome: &str) {
 async fn client_name_for(state: &AppState, handle: Option<&str>) -> Result<Option<String>, OAuthError> {
     let Some(handle) = handle else { return Ok(None) };
     let request = flow::pending(state, handle).await?;
-    Ok(Some(crate::clients::display_name(state, &request.client_id).await))
+    Ok(Some(crate::clients::display_name_of_request(state, &request).await))
 }
 
 fn render(

@@ -72,6 +72,7 @@ async fn issue(
     event.scope = Some(issued.scope.to_string());
     event.jti = Some(issued.jti.clone());
     event.parent_jti = issued.parent_jti.clone();
+    event.detail = issued.audit_detail.clone();
     // No token leaves before its issuance is on record.
     record_issuance(state.store.as_ref(), &event).await?;
     if client.client_id.starts_with(super::register::CLIENT_ID_PREFIX) {

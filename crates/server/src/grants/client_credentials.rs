@@ -30,6 +30,7 @@ impl GrantHandler for ClientCredentials {
             parent_jti: None,
             refresh_token: None,
             id_token: None,
+            audit_detail: None,
         })
     }
 }

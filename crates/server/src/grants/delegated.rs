@@ -6,6 +6,7 @@ use mandate_core::{Client, GrantType, OAuthError, ResourceUri, ScopeSet, SecretD
 use mandate_store::{Grant, RefreshToken};
 
 use super::Issued;
+use crate::clients::pushed;
 use crate::error::store_error;
 use crate::form::OAuthForm;
 use crate::minting::{mint_access_token, mint_id_token};
@@ -108,6 +109,8 @@ pub async fn issue(
         parent_jti: Some(format!("grant:{}", grant.grant_id)),
         refresh_token,
         id_token,
+        audit_detail: pushed::is_pushed_client_id(&client.client_id)
+            .then(|| pushed::audit_detail(grant.unverified_client_name.as_deref())),
     })
 }
 

@@ -29,6 +29,8 @@ pub struct Issued {
     pub refresh_token: Option<String>,
     /// OpenID Connect: when `openid` was granted.
     pub id_token: Option<String>,
+    /// What the audit row adds: for a pushed client, its unverified name.
+    pub audit_detail: Option<String>,
 }
 
 #[async_trait]

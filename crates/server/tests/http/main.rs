@@ -11,6 +11,7 @@ mod operations;
 mod pages;
 mod persistence;
 mod private_key_jwt;
+mod pushed_registration;
 mod refresh;
 mod registration;
 mod registration_management;
