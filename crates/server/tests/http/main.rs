@@ -15,5 +15,6 @@ mod pushed_registration;
 mod refresh;
 mod registration;
 mod registration_management;
+mod resource_server;
 mod rmcp_client;
 mod token;
