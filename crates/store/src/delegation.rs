@@ -4,6 +4,7 @@
 //! as its SHA-256 digest, here called `*_hash`.
 
 use mandate_core::UnixTime;
+use mandate_core::attestation::AttestationBinding;
 
 /// An authorization request between `/authorize` (or `/par`) and the code: waiting for the person
 /// to sign in and consent.
@@ -41,6 +42,9 @@ pub struct Grant {
     pub auth_time: UnixTime,
     pub created_at: UnixTime,
     pub revoked_at: Option<UnixTime>,
+    /// The client attestation presented when the code was redeemed: its facts go into every token
+    /// of the grant, and its instance key must authenticate every refresh.
+    pub attestation: Option<AttestationBinding>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -167,6 +167,7 @@ pub async fn approve(
         auth_time: session.auth_time,
         created_at: now,
         revoked_at: None,
+        attestation: None,
     };
     state.store.put_grant(&grant).await.map_err(store_error)?;
     let code = state.rng.token(HANDLE_BYTES);

@@ -25,5 +25,7 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAu
     let body = json!({ "request_uri": format!("{REQUEST_URI_PREFIX}{handle}"), "expires_in": PUSHED_REQUEST_TTL });
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The client attests again when it redeems the code; that attestation binds the grant.
+    client_auth::attestation::add_next_challenge(&state, client.attestation.as_ref(), &mut response).await?;
     Ok(response)
 }
