@@ -972,4 +972,42 @@ mod tests {
         let unknown_scope = "[[resources]]\nuri = \"https://mcp.example\"\nscopes = [\"read\"]\n[[clients]]\nclient_id = \"a\"\nclient_secret = \"x\"\nscopes = [\"write\"]";
         assert!(err(unknown_scope).contains("no resource offers write"));
     }
+
+    #[test]
+    fn attester_mistakes_stop_the_start_naming_the_key() {
+        let jwks = r#"{ keys = [{ kty = "EC", crv = "P-256", x = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", y = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" }] }"#;
+        let ok = format!("[[attesters]]\nname = \"Acme\"\njwks = {jwks}\n");
+        let s = from_toml(&ok).unwrap();
+        assert!(s.attestation.enabled());
+        assert!(!s.attestation.require_challenge && s.attestation.max_age.is_none());
+        assert!(!from_toml("").unwrap().attestation.enabled());
+        let cases = [
+            ("[[attesters]]\nname = \"Acme\"\n".to_owned(), "attesters[0].jwks:"),
+            (format!("[[attesters]]\nname = \"\"\njwks = {jwks}\n"), "attesters[0].name:"),
+            (format!("{ok}{ok}"), "attesters[1].name:"),
+            (
+                format!("[[attesters]]\nname = \"Acme\"\njwks = {jwks}\njwks_uri = \"https://a.example/jwks\"\n"),
+                "attesters[0].jwks:",
+            ),
+            ("[[attesters]]\nname = \"Acme\"\njwks_uri = \"http://a.example/jwks\"\n".to_owned(), "attesters[0].jwks_uri:"),
+            (
+                "[[attesters]]\nname = \"Acme\"\njwks = { keys = [{ kty = \"oct\", k = \"c2VjcmV0\" }] }\n".to_owned(),
+                "attesters[0].jwks:",
+            ),
+            (format!("{ok}[attestation]\nmax_age = \"soon\"\n"), "attestation.max_age:"),
+            ("[attestation]\nrequire_challange = true\n".to_owned(), "require_challange"),
+            (
+                "[[resources]]\nuri = \"https://mcp.example\"\nscopes = [\"read\"]\n[[clients]]\nclient_id = \"a\"\ntoken_endpoint_auth_method = \"attest_jwt_client_auth\"\nscopes = [\"read\"]\n".to_owned(),
+                "clients[0].token_endpoint_auth_method:",
+            ),
+            (
+                format!("{ok}[[resources]]\nuri = \"https://mcp.example\"\nscopes = [\"read\"]\n[[clients]]\nclient_id = \"a\"\nclient_secret = \"x\"\ntoken_endpoint_auth_method = \"attest_jwt_client_auth\"\nscopes = [\"read\"]\n"),
+                "clients[0].client_secret:",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = err(&text);
+            assert!(e.contains(key), "{text}\n→ {e}");
+        }
+    }
 }
