@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use jsonwebtoken::jwk::{Jwk, JwkSet, ThumbprintHash};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -190,8 +190,8 @@ pub fn verify_attestation(
     now: UnixTime,
     max_age: Option<i64>,
 ) -> Result<VerifiedAttestation, AttestationRejected> {
-    let alg = checked_header(jwt, ATTESTATION, ATTESTATION_TYP)?;
-    let header = jsonwebtoken::decode_header(jwt).map_err(|_| AttestationRejected::Malformed(ATTESTATION))?;
+    let header = checked_header(jwt, ATTESTATION, ATTESTATION_TYP)?;
+    let alg = header.alg;
     let mut issuer_mismatch = false;
     let mut verified = None;
     for attester in attesters {
@@ -272,7 +272,8 @@ pub fn verify_pop(
     audience: &str,
     now: UnixTime,
 ) -> Result<PopClaims, AttestationRejected> {
-    let alg = checked_header(jwt, POP, POP_TYP)?;
+    // Only the attested key verifies a PoP: any `jwk` or `kid` in its header is ignored.
+    let alg = checked_header(jwt, POP, POP_TYP)?.alg;
     if !fits_algorithm(&attestation.instance_key, alg) {
         return Err(AttestationRejected::PopSignature);
     }
@@ -303,7 +304,7 @@ pub fn verify_pop(
 }
 
 /// Size, `typ` (case-insensitive, `application/` optional) and `alg` from the allow-list.
-fn checked_header(jwt: &str, what: &'static str, typ: &'static str) -> Result<Algorithm, AttestationRejected> {
+fn checked_header(jwt: &str, what: &'static str, typ: &'static str) -> Result<Header, AttestationRejected> {
     if jwt.len() > MAX_TOKEN_BYTES {
         return Err(AttestationRejected::TooLarge(what));
     }
@@ -316,7 +317,7 @@ fn checked_header(jwt: &str, what: &'static str, typ: &'static str) -> Result<Al
     if got.strip_prefix("application/").unwrap_or(&got) != typ {
         return Err(AttestationRejected::Type { what, expected: typ });
     }
-    Ok(header.alg)
+    Ok(header)
 }
 
 /// The claims, if `jwk` verifies the signature. Times are checked by the caller, against the

@@ -505,6 +505,34 @@ async fn metadata_and_freshness(backend: Backend) {
     assert_eq!(plain.http.post(plain.url("/challenge")).send().await.unwrap().status(), 404);
 }
 
+/// A dynamically registered client may choose attestation as its authentication method; with no
+/// attester trusted, the method is refused at registration.
+async fn registered_clients_may_attest(backend: Backend) {
+    let s = setup_with(backend, "[registration]\ndynamic = true\n").await;
+    let metadata = json!({
+        "client_name": "Attested build bot", "grant_types": ["client_credentials"],
+        "token_endpoint_auth_method": "attest_jwt_client_auth",
+    });
+    let res = s.server.http.post(s.server.url("/register")).json(&metadata).send().await.unwrap();
+    assert_eq!(res.status(), 201, "{:?}", res.text().await);
+    let registered: Value = res.json().await.unwrap();
+    assert!(registered.get("client_secret").is_none(), "the attestation is the credential");
+    let client_id = registered["client_id"].as_str().unwrap();
+    let form = [("grant_type", "client_credentials"), ("resource", MCP), ("client_id", client_id)];
+    let res = s.post("/token", &[&s.attestation(client_id, json!({}))], &[&s.pop(json!({}))], &form).await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let (_, at) = decode_unverified(res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap());
+    assert_eq!(at["attestation"], expected_claim());
+    let res = s.server.post_form("/token", None, &form).await;
+    assert_oauth_error(res, 401, "invalid_client").await;
+
+    let config = format!("[registration]\ndynamic = true\n{}", crate::common::base_config());
+    let plain = TestServer::start_on(fresh_database(backend).await, Options { config, ..Options::default() }).await;
+    let res = plain.http.post(plain.url("/register")).json(&metadata).send().await.unwrap();
+    let body = assert_oauth_error(res, 400, "invalid_client_metadata").await;
+    assert!(body["error_description"].as_str().unwrap().contains("trusts no client attester"), "{body}");
+}
+
 /// Attester keys from a `jwks_uri`, fetched through the SSRF-safe fetcher (loopback allowed here).
 async fn attester_keys_from_a_jwks_uri(backend: Backend) {
     let attester = key(SigningAlgorithm::RS256);
@@ -533,5 +561,6 @@ crate::on_both_backends!(
     a_public_client_may_attest_and_is_then_bound,
     challenges_when_required,
     metadata_and_freshness,
+    registered_clients_may_attest,
     attester_keys_from_a_jwks_uri,
 );
