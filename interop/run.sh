@@ -2,7 +2,8 @@
 # Interop tests: third-party OAuth clients (oauth4webapi, openid-client, jose, the MCP TypeScript
 # SDK @modelcontextprotocol/sdk with its own MCP server on loopback, for client credentials and for
 # a person's authorization code through dynamic registration and client ID metadata documents, the
-# latter served over https on loopback with a throwaway CA made by `openssl`) and a real browser
+# latter served over https on loopback with a throwaway CA made by `openssl`; attestation-based
+# client authentication with jose-signed attestations and oauth4webapi) and a real browser
 # (Debian's /usr/bin/chromium driven by playwright-core; $CHROMIUM_PATH overrides) against a real
 # `mandate serve`. The code-flow tests also run on PostgreSQL ($PG_TEST_URL, else the local
 # trust-auth server at 127.0.0.1:5432) in fresh mandate_t_<hex> databases they drop afterwards.

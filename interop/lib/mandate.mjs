@@ -80,7 +80,8 @@ export function createPostgresDatabase() {
  * config file). `database` is 'sqlite' (a file in a fresh temporary folder, the default),
  * 'postgres' (a fresh database, dropped again by stop()), or a database URL used as it is.
  * `tokens`, `login` and `registration` hold extra keys of the [tokens], [login] and
- * [registration] tables. A client's `jwks` (a JWK Set object) is written as an inline table,
+ * [registration] tables. `attesters` are [[attesters]] tables (`name`, `issuer`, `jwks` or
+ * `jwks_uri`) and `attestation` the keys of [attestation]. A client's `jwks` (a JWK Set object) is written as an inline table,
  * its `jwks_uri` as a string. `env` adds variables to the server's environment (e.g.
  * SSL_CERT_FILE, so its outbound fetches trust a test CA).
  */
@@ -94,6 +95,8 @@ export async function startMandate({
   tokens = {},
   login = {},
   registration = {},
+  attesters = [],
+  attestation = {},
   env: extraEnv = {},
 }) {
   const bin = mandateBin();
@@ -124,6 +127,16 @@ export async function startMandate({
   if (Object.keys(registration).length) {
     lines.push('', '[registration]');
     for (const [k, v] of Object.entries(registration)) lines.push(`${k} = ${tomlValue(v)}`);
+  }
+  if (Object.keys(attestation).length) {
+    lines.push('', '[attestation]');
+    for (const [k, v] of Object.entries(attestation)) lines.push(`${k} = ${tomlValue(v)}`);
+  }
+  for (const a of attesters) {
+    lines.push('', '[[attesters]]', `name = ${q(a.name)}`);
+    if (a.issuer) lines.push(`issuer = ${q(a.issuer)}`);
+    if (a.jwks) lines.push(`jwks = ${tomlValue(a.jwks)}`);
+    if (a.jwks_uri) lines.push(`jwks_uri = ${q(a.jwks_uri)}`);
   }
   for (const r of resources) {
     lines.push('', '[[resources]]', `uri = ${q(r.uri)}`, `name = ${q(r.name)}`, `scopes = ${list(r.scopes)}`);

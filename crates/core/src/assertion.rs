@@ -135,7 +135,8 @@ pub fn verify_client_assertion(
 
 /// The signing key for `alg`: by `kid` when given, else the only key that fits. The key must be
 /// of the algorithm's type and curve, not marked for encryption, and its own `alg`, if any, equal.
-pub(crate) fn select_key<'a>(keys: &'a JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<&'a Jwk> {
+/// Shared with client attestations (see [`crate::attestation`]).
+pub fn select_key<'a>(keys: &'a JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<&'a Jwk> {
     let fits = |k: &&Jwk| fits_algorithm(k, alg);
     match kid {
         Some(kid) => keys.keys.iter().filter(|k| k.common.key_id.as_deref() == Some(kid)).find(fits),
@@ -147,7 +148,9 @@ pub(crate) fn select_key<'a>(keys: &'a JwkSet, kid: Option<&str>, alg: Algorithm
     }
 }
 
-fn fits_algorithm(jwk: &Jwk, alg: Algorithm) -> bool {
+/// Whether `jwk` may verify a signature made with `alg` (one of [`ALGORITHMS`]): right key type
+/// and curve, not an encryption key, and its own `alg`, if declared, the same.
+pub fn fits_algorithm(jwk: &Jwk, alg: Algorithm) -> bool {
     if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
         return false;
     }

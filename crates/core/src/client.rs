@@ -57,11 +57,14 @@ pub enum TokenEndpointAuthMethod {
     None,
     /// RFC 7523 §2.2: a JWT signed with one of the client's keys (`jwks` or `jwks_uri`).
     PrivateKeyJwt,
+    /// draft-ietf-oauth-attestation-based-client-auth: a Client Attestation JWT from a trusted
+    /// attester and a PoP JWT signed by the client instance's key, in two request headers.
+    AttestJwtClientAuth,
 }
 
 impl TokenEndpointAuthMethod {
     pub const ALL: &'static [TokenEndpointAuthMethod] =
-        &[Self::ClientSecretBasic, Self::ClientSecretPost, Self::PrivateKeyJwt, Self::None];
+        &[Self::ClientSecretBasic, Self::ClientSecretPost, Self::PrivateKeyJwt, Self::AttestJwtClientAuth, Self::None];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -69,6 +72,7 @@ impl TokenEndpointAuthMethod {
             Self::ClientSecretPost => "client_secret_post",
             Self::None => "none",
             Self::PrivateKeyJwt => "private_key_jwt",
+            Self::AttestJwtClientAuth => crate::attestation::AUTH_METHOD,
         }
     }
 
@@ -85,7 +89,7 @@ impl fmt::Display for TokenEndpointAuthMethod {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unsupported token_endpoint_auth_method {0:?} (supported: client_secret_basic, client_secret_post, private_key_jwt, none)"
+    "unsupported token_endpoint_auth_method {0:?} (supported: client_secret_basic, client_secret_post, private_key_jwt, attest_jwt_client_auth, none)"
 )]
 pub struct UnknownAuthMethod(pub String);
 

@@ -32,6 +32,13 @@ pub enum ErrorCode {
     InvalidClientMetadata,
     InvalidSoftwareStatement,
     UnapprovedSoftwareStatement,
+    /// draft-ietf-oauth-attestation-based-client-auth §8: the client attestation or its PoP does
+    /// not verify.
+    InvalidClientAttestation,
+    /// The PoP lacks a challenge this server issued; comes with a fresh one in a header.
+    UseAttestationChallenge,
+    /// The client attestation is older than this server accepts.
+    UseFreshAttestation,
 }
 
 impl ErrorCode {
@@ -58,13 +65,17 @@ impl ErrorCode {
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::InvalidSoftwareStatement => "invalid_software_statement",
             Self::UnapprovedSoftwareStatement => "unapproved_software_statement",
+            Self::InvalidClientAttestation => "invalid_client_attestation",
+            Self::UseAttestationChallenge => "use_attestation_challenge",
+            Self::UseFreshAttestation => "use_fresh_attestation",
         }
     }
 
     /// RFC 6749 §5.2: 400 by default, 401 for a failed client authentication.
     pub fn http_status(self) -> u16 {
         match self {
-            Self::InvalidClient | Self::InvalidToken => 401,
+            // A failed attestation is a failed client authentication.
+            Self::InvalidClient | Self::InvalidToken | Self::InvalidClientAttestation => 401,
             Self::InsufficientScope => 403,
             Self::AccessDenied => 403,
             Self::ServerError => 500,
@@ -82,11 +93,19 @@ pub struct OAuthError {
     pub description: String,
     /// 413 for oversized bodies, 405 for a wrong method; otherwise the code's own status.
     pub status_override: Option<u16>,
+    /// A fresh attestation challenge for the `OAuth-Client-Attestation-Challenge` header;
+    /// required with `use_attestation_challenge`.
+    pub attestation_challenge: Option<String>,
 }
 
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        Self { code, description: description.into(), status_override: None }
+        Self { code, description: description.into(), status_override: None, attestation_challenge: None }
+    }
+
+    pub fn with_attestation_challenge(mut self, challenge: String) -> Self {
+        self.attestation_challenge = Some(challenge);
+        self
     }
 
     pub fn with_status(mut self, status: u16) -> Self {

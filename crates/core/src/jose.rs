@@ -164,6 +164,10 @@ pub struct AccessTokenClaims {
     pub jti: String,
     pub iat: UnixTime,
     pub exp: UnixTime,
+    /// Who attested the client instance and what about its runtime (attestation-based client
+    /// authentication); absent when the client presented no attestation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<crate::attestation::AttestationClaim>,
 }
 
 /// Why a token is not one of ours, or no longer valid. Never shown to clients in detail.
@@ -279,6 +283,7 @@ mod tests {
             jti: "j1".into(),
             iat: now,
             exp: now + 300,
+            attestation: None,
         }
     }
 

@@ -1,9 +1,11 @@
 //! mandate-core: the domain of the authorization server, without I/O.
 //!
-//! Clients, resources, scopes, OAuth errors, secrets, signing keys and access tokens, plus the
+//! Clients, resources, scopes, OAuth errors, secrets, signing keys, access tokens and client
+//! attestations, plus the
 //! injected clock and random source every piece of logic takes instead of ambient ones.
 
 pub mod assertion;
+pub mod attestation;
 pub mod audit;
 pub mod client;
 pub mod clock;

@@ -22,8 +22,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::config::{DatabaseUrl, Settings};
 use crate::endpoints::{
-    account, authorize, consent, discovery, health, introspect, jwks, login, logout, metrics, par, register, revoke,
-    token, userinfo,
+    account, authorize, challenge, consent, discovery, health, introspect, jwks, login, logout, metrics, par, register,
+    revoke, token, userinfo,
 };
 use crate::error::Failure;
 use crate::grants::GrantRegistry;
@@ -113,6 +113,9 @@ pub async fn prepare(parts: Parts) -> Result<AppState, StartError> {
     })
 }
 
+/// The attestation challenge endpoint, relative to the issuer.
+pub const CHALLENGE_PATH: &str = "/challenge";
+
 pub fn router(state: AppState) -> Router {
     let mut issuer_routes = Router::new()
         .route("/authorize", get(authorize::get).post(authorize::post))
@@ -136,6 +139,9 @@ pub fn router(state: AppState) -> Router {
             .route("/register", post(register::register))
             .route("/register/{client_id}", get(register::read).put(register::update).delete(register::delete));
     }
+    if state.settings.attestation.enabled() {
+        issuer_routes = issuer_routes.route(CHALLENGE_PATH, post(challenge::handle));
+    }
     let path = state.settings.issuer.path().to_owned();
     let mut app = if path.is_empty() { issuer_routes } else { Router::new().nest(&path, issuer_routes) };
     for well_known in state.settings.issuer.discovery_paths() {
@@ -156,7 +162,12 @@ pub fn router(state: AppState) -> Router {
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            HeaderName::from_static(mandate_core::attestation::ATTESTATION_HEADER),
+            HeaderName::from_static(mandate_core::attestation::POP_HEADER),
+        ]))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }

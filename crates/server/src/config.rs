@@ -34,6 +34,35 @@ pub struct RawConfig {
     pub users: Vec<RawUser>,
     pub resources: Vec<RawResource>,
     pub clients: Vec<RawClient>,
+    /// Client Attesters whose attestations authenticate clients (`attest_jwt_client_auth`).
+    pub attesters: Vec<RawAttester>,
+    pub attestation: RawAttestation,
+}
+
+/// A trusted Client Attester (draft-ietf-oauth-attestation-based-client-auth): the backend that
+/// vouches for agent instances and their runtime.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAttester {
+    /// Shown in audit events and in the `attestation` claim of tokens.
+    pub name: String,
+    /// When set, an attestation's `iss` must equal it.
+    pub issuer: Option<String>,
+    /// The attester's public keys as a JWK Set, inline.
+    pub jwks: Option<serde_json::Value>,
+    /// Where the attester publishes its JWK Set (fetched through the SSRF-safe fetcher).
+    pub jwks_uri: Option<String>,
+}
+
+/// How attestations are checked.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAttestation {
+    /// Whether every attestation PoP must carry a challenge from this server.
+    pub require_challenge: bool,
+    /// Refuse attestations issued (`iat`) longer ago than this with `use_fresh_attestation`;
+    /// unset: an attestation is good until its `exp`.
+    pub max_age: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,6 +194,35 @@ impl Default for RawRegistration {
             pushed_scopes: None,
             pushed_resources: None,
         }
+    }
+}
+
+/// Where a trusted attester's keys come from.
+#[derive(Debug, Clone)]
+pub enum AttesterKeys {
+    Inline(jsonwebtoken::jwk::JwkSet),
+    Uri(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Attester {
+    pub name: String,
+    pub issuer: Option<String>,
+    pub keys: AttesterKeys,
+}
+
+/// The checked attestation settings.
+#[derive(Debug, Clone, Default)]
+pub struct AttestationSettings {
+    pub attesters: Vec<Attester>,
+    pub require_challenge: bool,
+    pub max_age: Option<Duration>,
+}
+
+impl AttestationSettings {
+    /// Attestation-based client authentication is offered once some attester is trusted.
+    pub fn enabled(&self) -> bool {
+        !self.attesters.is_empty()
     }
 }
 
@@ -320,6 +378,8 @@ pub struct Settings {
     /// addresses, and plain http (local tests and development only).
     pub allow_private_networks: bool,
     pub registration: RegistrationSettings,
+    /// `[[attesters]]` and `[attestation]`.
+    pub attestation: AttestationSettings,
     /// Every scope some resource offers (URL clients may ask for any of them by default).
     pub offered_scopes: ScopeSet,
     /// Non-fatal remarks to log at start (e.g. short secrets).
@@ -473,10 +533,17 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
         Duration::from_secs(3600),
     )?;
 
+    let attestation = check_attestation(&raw.attesters, &raw.attestation, raw.registration.allow_private_networks)?;
     let resources = check_resources(&raw.resources)?;
     let offered: ScopeSet = resources.iter().fold(ScopeSet::default(), |acc, r| acc.union(&r.scopes));
-    let clients =
-        check_clients(&raw.clients, &resources, &offered, raw.registration.allow_private_networks, &mut warnings)?;
+    let clients = check_clients(
+        &raw.clients,
+        &resources,
+        &offered,
+        raw.registration.allow_private_networks,
+        attestation.enabled(),
+        &mut warnings,
+    )?;
     let users = check_users(&raw.users)?;
     let registration = check_registration(&raw.registration, &resources, &offered)?;
     let mut scope_descriptions = BTreeMap::new();
@@ -510,9 +577,58 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
         scope_descriptions,
         allow_private_networks: raw.registration.allow_private_networks,
         registration,
+        attestation,
         offered_scopes: offered,
         warnings,
     })
+}
+
+fn check_attestation(
+    raw: &[RawAttester],
+    settings: &RawAttestation,
+    allow_private_networks: bool,
+) -> Result<AttestationSettings, ConfigError> {
+    let mut names = BTreeSet::new();
+    let attesters = raw
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let key = |field: &str| format!("attesters[{i}].{field}");
+            if a.name.trim().is_empty() || a.name.trim() != a.name || a.name.chars().count() > 100 {
+                return Err(invalid(key("name"), "must be 1 to 100 characters without surrounding spaces"));
+            }
+            if !names.insert(a.name.clone()) {
+                return Err(invalid(key("name"), format!("{:?} is listed twice", a.name)));
+            }
+            if a.issuer.as_deref().is_some_and(|i| i.trim().is_empty()) {
+                return Err(invalid(key("issuer"), "must not be empty; leave it out to accept any iss"));
+            }
+            let keys = match (&a.jwks, &a.jwks_uri) {
+                (Some(_), Some(_)) => return Err(invalid(key("jwks"), "give jwks or jwks_uri, not both")),
+                (None, None) => return Err(invalid(key("jwks"), "an attester needs jwks or jwks_uri")),
+                (Some(set), None) => AttesterKeys::Inline(
+                    mandate_core::assertion::parse_client_jwks(&set.to_string())
+                        .map_err(|e| invalid(key("jwks"), e))?,
+                ),
+                (None, Some(uri)) => {
+                    let parsed = url::Url::parse(uri)
+                        .map_err(|_| invalid(key("jwks_uri"), format!("{uri:?} is not an absolute URL")))?;
+                    let plain_ok = allow_private_networks && parsed.scheme() == "http";
+                    if parsed.scheme() != "https" && !plain_ok {
+                        return Err(invalid(key("jwks_uri"), format!("{uri:?} must use https")));
+                    }
+                    AttesterKeys::Uri(uri.clone())
+                }
+            };
+            Ok(Attester { name: a.name.clone(), issuer: a.issuer.clone(), keys })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let max_age = settings
+        .max_age
+        .as_deref()
+        .map(|v| duration("attestation.max_age", v, Duration::from_secs(60), Duration::from_secs(400 * 24 * 3600)))
+        .transpose()?;
+    Ok(AttestationSettings { attesters, require_challenge: settings.require_challenge, max_age })
 }
 
 fn check_registration(
@@ -653,6 +769,7 @@ fn check_clients(
     resources: &[mandate_core::Resource],
     offered: &ScopeSet,
     allow_private_networks: bool,
+    attestation_enabled: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<mandate_core::Client>, ConfigError> {
     let mut seen = BTreeSet::new();
@@ -715,6 +832,17 @@ fn check_clients(
             if let Some(uri) = &logo_uri {
                 crate::clients::check_fetch_url(uri, allow_private_networks)
                     .map_err(|e| invalid(key("logo_uri"), e))?;
+            }
+            if method == TokenEndpointAuthMethod::AttestJwtClientAuth {
+                if !attestation_enabled {
+                    return Err(invalid(
+                        key("token_endpoint_auth_method"),
+                        "attest_jwt_client_auth needs at least one trusted [[attesters]] entry",
+                    ));
+                }
+                if secret.is_some() {
+                    return Err(invalid(key("client_secret"), "an attest_jwt_client_auth client has no secret"));
+                }
             }
             let (jwks, jwks_uri) = check_client_keys(c, method, secret.is_some(), allow_private_networks)
                 .map_err(|(field, message)| invalid(key(field), message))?;
@@ -940,5 +1068,43 @@ mod tests {
         assert!(e.starts_with("registration.software_publishers[0].issuer:"), "{e}");
         let e = err(&publisher("issuer = \"https://p.example\"\njwks = '{}'"));
         assert!(e.contains("name"), "{e}");
+    }
+
+    #[test]
+    fn attester_mistakes_stop_the_start_naming_the_key() {
+        let jwks = r#"{ keys = [{ kty = "EC", crv = "P-256", x = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", y = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" }] }"#;
+        let ok = format!("[[attesters]]\nname = \"Acme\"\njwks = {jwks}\n");
+        let s = from_toml(&ok).unwrap();
+        assert!(s.attestation.enabled());
+        assert!(!s.attestation.require_challenge && s.attestation.max_age.is_none());
+        assert!(!from_toml("").unwrap().attestation.enabled());
+        let cases = [
+            ("[[attesters]]\nname = \"Acme\"\n".to_owned(), "attesters[0].jwks:"),
+            (format!("[[attesters]]\nname = \"\"\njwks = {jwks}\n"), "attesters[0].name:"),
+            (format!("{ok}{ok}"), "attesters[1].name:"),
+            (
+                format!("[[attesters]]\nname = \"Acme\"\njwks = {jwks}\njwks_uri = \"https://a.example/jwks\"\n"),
+                "attesters[0].jwks:",
+            ),
+            ("[[attesters]]\nname = \"Acme\"\njwks_uri = \"http://a.example/jwks\"\n".to_owned(), "attesters[0].jwks_uri:"),
+            (
+                "[[attesters]]\nname = \"Acme\"\njwks = { keys = [{ kty = \"oct\", k = \"c2VjcmV0\" }] }\n".to_owned(),
+                "attesters[0].jwks:",
+            ),
+            (format!("{ok}[attestation]\nmax_age = \"soon\"\n"), "attestation.max_age:"),
+            ("[attestation]\nrequire_challange = true\n".to_owned(), "require_challange"),
+            (
+                "[[resources]]\nuri = \"https://mcp.example\"\nscopes = [\"read\"]\n[[clients]]\nclient_id = \"a\"\ntoken_endpoint_auth_method = \"attest_jwt_client_auth\"\nscopes = [\"read\"]\n".to_owned(),
+                "clients[0].token_endpoint_auth_method:",
+            ),
+            (
+                format!("{ok}[[resources]]\nuri = \"https://mcp.example\"\nscopes = [\"read\"]\n[[clients]]\nclient_id = \"a\"\nclient_secret = \"x\"\ntoken_endpoint_auth_method = \"attest_jwt_client_auth\"\nscopes = [\"read\"]\n"),
+                "clients[0].client_secret:",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = err(&text);
+            assert!(e.contains(key), "{text}\n→ {e}");
+        }
     }
 }

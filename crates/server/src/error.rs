@@ -1,5 +1,6 @@
 //! The one place errors become HTTP: OAuth errors as RFC 6749 §5.2 JSON with the right status,
-//! `WWW-Authenticate` on 401, `Retry-After` on 503, and internal causes only in the log.
+//! `WWW-Authenticate` on 401, `Retry-After` on 503, `OAuth-Client-Attestation-Challenge` with a
+//! fresh attestation challenge, and internal causes only in the log.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -60,6 +61,12 @@ impl IntoResponse for Failure {
             if let Ok(value) = HeaderValue::from_str(&challenge) {
                 headers.insert(header::WWW_AUTHENTICATE, value);
             }
+        }
+        if let Some(challenge) = e.attestation_challenge.as_deref()
+            && let Ok(value) = HeaderValue::from_str(challenge)
+        {
+            // draft-ietf-oauth-attestation-based-client-auth §8: with use_attestation_challenge.
+            headers.insert(mandate_core::attestation::CHALLENGE_HEADER, value);
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -1,5 +1,6 @@
 //! Minting JWT access tokens (RFC 9068) with the active key: `aud` is the resource (RFC 8707).
 
+use mandate_core::attestation::AttestationClaim;
 use mandate_core::jose::{ACCESS_TOKEN_TYP, AccessTokenClaims, ID_TOKEN_TYP};
 use mandate_core::oidc::{self, IdTokenClaims};
 use mandate_core::{OAuthError, ResourceUri, ScopeSet};
@@ -14,23 +15,32 @@ pub struct MintedAccessToken {
     pub claims: AccessTokenClaims,
 }
 
-pub fn mint_access_token(
-    state: &AppState,
-    subject: &str,
-    client_id: &str,
-    audience: &ResourceUri,
-    scope: &ScopeSet,
-) -> Result<MintedAccessToken, OAuthError> {
+/// What an access token is issued for, decided by a grant handler: who, through which client, for
+/// which audience and scope, and on what evidence about the client. Everything a policy decision
+/// before minting would read.
+#[derive(Debug, Clone, Copy)]
+pub struct Issuance<'a> {
+    pub subject: &'a str,
+    pub client_id: &'a str,
+    pub audience: &'a ResourceUri,
+    pub scope: &'a ScopeSet,
+    /// The verified client attestation (its attester and attested runtime), if the client
+    /// presented one; it becomes the token's `attestation` claim.
+    pub attestation: Option<&'a AttestationClaim>,
+}
+
+pub fn mint_access_token(state: &AppState, issuance: &Issuance<'_>) -> Result<MintedAccessToken, OAuthError> {
     let now = state.now();
     let claims = AccessTokenClaims {
         iss: state.settings.issuer.as_str().to_owned(),
-        sub: subject.to_owned(),
-        aud: audience.as_str().to_owned(),
-        client_id: client_id.to_owned(),
-        scope: (!scope.is_empty()).then(|| scope.to_string()),
+        sub: issuance.subject.to_owned(),
+        aud: issuance.audience.as_str().to_owned(),
+        client_id: issuance.client_id.to_owned(),
+        scope: (!issuance.scope.is_empty()).then(|| issuance.scope.to_string()),
         jti: state.rng.token(JTI_BYTES),
         iat: now,
         exp: now + state.settings.access_token_ttl.as_secs() as i64,
+        attestation: issuance.attestation.cloned(),
     };
     let keys = state.keyring.current();
     let token = keys.active.sign(ACCESS_TOKEN_TYP, &claims).map_err(|e| {

@@ -1,11 +1,12 @@
-//! One-time identifiers on PostgreSQL (the `jti` of client assertions, RFC 7523 §3). Recording is
-//! one `INSERT … ON CONFLICT DO UPDATE … WHERE` that replaces only an expired row: the second of
-//! two racing inserts waits for the first to commit, then finds the row live and changes nothing,
-//! so exactly one caller, on any instance, records a key.
+//! One-time identifiers on PostgreSQL (the `jti` of client assertions, RFC 7523 §3, and of client
+//! attestation PoPs) and attestation challenges. Recording is one `INSERT … ON CONFLICT DO UPDATE
+//! … WHERE` that replaces only an expired row: the second of two racing inserts waits for the
+//! first to commit, then finds the row live and changes nothing, so exactly one caller, on any
+//! instance, records a key. A challenge is consumed by one `DELETE`.
 
 use async_trait::async_trait;
 use mandate_core::UnixTime;
-use mandate_store::{ReplayStore, StoreResult};
+use mandate_store::{AttestationChallengeStore, ReplayStore, StoreResult};
 
 use crate::PgStore;
 
@@ -22,6 +23,28 @@ impl ReplayStore for PgStore {
         .bind(now)
         .execute(&self.pool)
         .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+#[async_trait]
+impl AttestationChallengeStore for PgStore {
+    async fn put_attestation_challenge(&self, challenge_hash: &str, expires_at: UnixTime) -> StoreResult<()> {
+        sqlx::query("INSERT INTO attestation_challenges (challenge_hash, expires_at) VALUES ($1, $2)")
+            .bind(challenge_hash)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn take_attestation_challenge(&self, challenge_hash: &str, now: UnixTime) -> StoreResult<bool> {
+        // One DELETE: of two racing callers, on any instance, one removes the row.
+        let done = sqlx::query("DELETE FROM attestation_challenges WHERE challenge_hash = $1 AND expires_at > $2")
+            .bind(challenge_hash)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -24,3 +24,12 @@ async fn racing_jti_records_across_instances() {
     let b = mandate_store_pg::PgStore::open(&url, Default::default()).await.unwrap();
     mandate_store::contract::racing_jti_records_across_instances(&a, &b).await;
 }
+
+/// Two instances on one database: an attestation challenge is taken by one of them only.
+#[tokio::test]
+async fn racing_challenge_takes_across_instances() {
+    let url = mandate_store_pg::testing::fresh_database().await;
+    let a = mandate_store_pg::PgStore::open(&url, Default::default()).await.unwrap();
+    let b = mandate_store_pg::PgStore::open(&url, Default::default()).await.unwrap();
+    mandate_store::contract::racing_challenge_takes_across_instances(&a, &b).await;
+}

@@ -5,9 +5,10 @@
 
 use async_trait::async_trait;
 use mandate_core::UnixTime;
+use mandate_core::attestation::AttestationBinding;
 use mandate_store::rows::{
     AuthorizationCodeRow, AuthorizationRequestRow, BrowserSessionRow, ConsentRow, GrantRow, RefreshTokenRow,
-    RefreshTokenStateRow,
+    RefreshTokenStateRow, attestation_json,
 };
 use mandate_store::{
     AuthorizationCode, AuthorizationRequest, AuthorizationRequestStore, BrowserSession, CodeRedemption, Consent,
@@ -121,8 +122,8 @@ impl GrantStore for SqliteStore {
         // A plain insert: re-putting a grant must not clear its revocation.
         sqlx::query(
             "INSERT INTO grants (grant_id, client_id, username, scope, resources, auth_time, created_at, revoked_at,
-                                 unverified_client_name)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 unverified_client_name, attestation)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&g.grant_id)
         .bind(&g.client_id)
@@ -133,21 +134,33 @@ impl GrantStore for SqliteStore {
         .bind(g.created_at)
         .bind(g.revoked_at)
         .bind(&g.unverified_client_name)
+        .bind(g.attestation.as_ref().map(attestation_json))
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
     async fn get_grant(&self, grant_id: &str) -> StoreResult<Option<Grant>> {
-        Ok(sqlx::query_as::<_, GrantRow>(
+        sqlx::query_as::<_, GrantRow>(
             "SELECT grant_id, client_id, username, scope, resources, auth_time, created_at, revoked_at,
-                    unverified_client_name
+                    unverified_client_name, attestation
              FROM grants WHERE grant_id = ?",
         )
         .bind(grant_id)
         .fetch_optional(&self.pool)
         .await?
-        .map(Grant::from))
+        .map(GrantRow::into_grant)
+        .transpose()
+    }
+
+    async fn bind_grant_attestation(&self, grant_id: &str, binding: &AttestationBinding) -> StoreResult<bool> {
+        // The first binding wins; a later one (there is one code per grant) never replaces it.
+        let done = sqlx::query("UPDATE grants SET attestation = ? WHERE grant_id = ? AND attestation IS NULL")
+            .bind(attestation_json(binding))
+            .bind(grant_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> StoreResult<bool> {
@@ -310,6 +323,7 @@ impl GrantStore for SqliteStore {
             "DELETE FROM issued_access_tokens WHERE expires_at <= ?",
             "DELETE FROM browser_sessions WHERE expires_at <= ?",
             "DELETE FROM used_jtis WHERE expires_at <= ?",
+            "DELETE FROM attestation_challenges WHERE expires_at <= ?",
         ] {
             purged += sqlx::query(sql).bind(now).execute(&mut *tx).await?.rows_affected();
         }

@@ -27,3 +27,13 @@ async fn racing_jti_records_across_instances() {
     let b = mandate_store_sqlite::SqliteStore::open(&url).await.unwrap();
     mandate_store::contract::racing_jti_records_across_instances(&a, &b).await;
 }
+
+/// Two instances on one database: an attestation challenge is taken by one of them only.
+#[tokio::test]
+async fn racing_challenge_takes_across_instances() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let url = format!("sqlite://{}/mandate.db", dir.display());
+    let a = mandate_store_sqlite::SqliteStore::open(&url).await.unwrap();
+    let b = mandate_store_sqlite::SqliteStore::open(&url).await.unwrap();
+    mandate_store::contract::racing_challenge_takes_across_instances(&a, &b).await;
+}

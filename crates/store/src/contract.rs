@@ -1,6 +1,7 @@
 //! The storage contract: behaviour every backend must show. Each backend runs these checks
 //! against a fresh database through `contract_tests!`.
 
+use mandate_core::attestation::{AttestationBinding, AttestationClaim};
 use mandate_core::client::{ApplicationType, ClientSource};
 use mandate_core::{
     AuditEvent, AuditKind, Client, GrantType, Resource, ResourceUri, ScopeSet, SecretDigest, TokenEndpointAuthMethod,
@@ -31,7 +32,9 @@ macro_rules! contract_tests {
             failed_registration_leaves_no_client, registrations_are_found_by_metadata,
             deleting_a_registered_client_removes_both, touching_a_registration_moves_last_used_at,
             updating_a_registration_replaces_client_and_metadata,
-            purge_drops_only_unused_registered_clients);
+            purge_drops_only_unused_registered_clients, grant_attestation_round_trips_and_binds_once,
+            attestation_challenge_is_taken_once, racing_challenge_takes_have_one_winner,
+            purge_drops_expired_attestation_challenges);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -305,6 +308,7 @@ fn grant(grant_id: &str, username: &str, client_id: &str) -> Grant {
         created_at: 100,
         revoked_at: None,
         unverified_client_name: None,
+        attestation: None,
     }
 }
 
@@ -791,4 +795,67 @@ pub async fn purge_drops_only_unused_registered_clients(store: &dyn Store) {
     assert_eq!(store.get_client("config-agent").await.unwrap(), Some(config));
     assert_eq!(store.get_client("promoted").await.unwrap(), Some(promoted), "nor a registered client made config");
     assert!(store.list_client_ids(ClientSource::Dynamic).await.unwrap().is_empty());
+}
+
+fn binding(model: &str, jkt: &str) -> AttestationBinding {
+    AttestationBinding {
+        claim: AttestationClaim {
+            attester: "Acme agent runtime".into(),
+            llm: Some([("provider".to_owned(), "acme".to_owned()), ("model".to_owned(), model.to_owned())].into()),
+            runtime: None,
+        },
+        instance_jkt: jkt.into(),
+    }
+}
+
+pub async fn grant_attestation_round_trips_and_binds_once(store: &dyn Store) {
+    let attested = Grant { attestation: Some(binding("acme-large", "jkt-1")), ..grant("g1", "alice", "desktop-app") };
+    store.put_grant(&attested).await.unwrap();
+    assert_eq!(store.get_grant("g1").await.unwrap(), Some(attested.clone()));
+
+    store.put_grant(&grant("g2", "alice", "desktop-app")).await.unwrap();
+    assert!(store.bind_grant_attestation("g2", &binding("acme-small", "jkt-2")).await.unwrap());
+    assert!(!store.bind_grant_attestation("g2", &binding("other", "jkt-3")).await.unwrap(), "a grant is bound once");
+    let bound = store.get_grant("g2").await.unwrap().unwrap();
+    assert_eq!(bound.attestation, Some(binding("acme-small", "jkt-2")));
+    assert!(!store.bind_grant_attestation("g1", &binding("other", "jkt-3")).await.unwrap());
+    assert_eq!(store.get_grant("g1").await.unwrap(), Some(attested), "an attested grant keeps its binding");
+    assert!(!store.bind_grant_attestation("nope", &binding("other", "jkt-3")).await.unwrap());
+    // Revocation leaves the record of what was attested.
+    assert!(store.revoke_grant("g2", 300).await.unwrap());
+    assert_eq!(store.get_grant("g2").await.unwrap().unwrap().attestation, Some(binding("acme-small", "jkt-2")));
+}
+
+pub async fn attestation_challenge_is_taken_once(store: &dyn Store) {
+    store.put_attestation_challenge("ch-1", 200).await.unwrap();
+    store.put_attestation_challenge("ch-2", 200).await.unwrap();
+    assert!(!store.take_attestation_challenge("never-issued", 100).await.unwrap());
+    assert!(store.take_attestation_challenge("ch-1", 100).await.unwrap());
+    assert!(!store.take_attestation_challenge("ch-1", 100).await.unwrap(), "single use");
+    assert!(!store.take_attestation_challenge("ch-2", 200).await.unwrap(), "expired at 200");
+}
+
+pub async fn racing_challenge_takes_have_one_winner(store: &dyn Store) {
+    racing_challenge_takes_across_instances(store, store).await;
+}
+
+/// Two callers (tasks of one instance, or two instances on one database) present the same
+/// challenge at once: exactly one takes it.
+pub async fn racing_challenge_takes_across_instances(a: &dyn Store, b: &dyn Store) {
+    for i in 0..16 {
+        let hash = format!("challenge-{i}");
+        a.put_attestation_challenge(&hash, 1000).await.unwrap();
+        let (first, second) =
+            tokio::join!(a.take_attestation_challenge(&hash, 100), b.take_attestation_challenge(&hash, 100));
+        let outcomes = [first.unwrap(), second.unwrap()];
+        assert_eq!(outcomes.iter().filter(|&&taken| taken).count(), 1, "round {i}: {outcomes:?}");
+    }
+}
+
+pub async fn purge_drops_expired_attestation_challenges(store: &dyn Store) {
+    let now = 100_000;
+    store.put_attestation_challenge("old", now).await.unwrap();
+    store.put_attestation_challenge("new", now + 1).await.unwrap();
+    assert_eq!(store.purge_expired_delegation(now).await.unwrap(), 1, "only the expired challenge");
+    assert!(store.take_attestation_challenge("new", now).await.unwrap(), "a live challenge is kept");
 }

@@ -4,6 +4,7 @@
 //! as its SHA-256 digest, here called `*_hash`.
 
 use mandate_core::UnixTime;
+use mandate_core::attestation::AttestationBinding;
 
 /// An authorization request between `/authorize` (or `/par`) and the code: waiting for the person
 /// to sign in and consent.
@@ -47,6 +48,9 @@ pub struct Grant {
     /// A pushed client's self-asserted `client_name`, kept for the audit log; never verified.
     /// `None` for registered clients, whose name is in their registration.
     pub unverified_client_name: Option<String>,
+    /// The client attestation presented when the code was redeemed: its facts go into every token
+    /// of the grant, and its instance key must authenticate every refresh.
+    pub attestation: Option<AttestationBinding>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,7 @@ mod error;
 pub mod rows;
 
 use async_trait::async_trait;
+use mandate_core::attestation::AttestationBinding;
 use mandate_core::client::ClientSource;
 use mandate_core::{AuditEvent, Client, Resource, ResourceUri, UnixTime, User};
 
@@ -92,11 +93,16 @@ pub trait GrantStore: Send + Sync {
     async fn use_refresh_token(&self, token_hash: &str, now: UnixTime) -> StoreResult<RefreshUse>;
     async fn get_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>>;
 
+    /// Records the client attestation on a grant that has none yet (the first redemption binds it);
+    /// `false` when the grant already has one, or does not exist.
+    async fn bind_grant_attestation(&self, grant_id: &str, binding: &AttestationBinding) -> StoreResult<bool>;
+
     /// Remembers that access token `jti` came from `grant_id`, so revoking the grant revokes it.
     async fn record_access_token(&self, jti: &str, grant_id: &str, expires_at: UnixTime) -> StoreResult<()>;
 
-    /// Drops expired authorization requests, codes, refresh tokens, access-token records and
-    /// sessions (and login failures older than a day); returns how many rows went.
+    /// Drops expired authorization requests, codes, refresh tokens, access-token records, sessions,
+    /// recorded `jti`s and attestation challenges (and login failures older than a day); returns
+    /// how many rows went.
     async fn purge_expired_delegation(&self, now: UnixTime) -> StoreResult<u64>;
 }
 
@@ -168,6 +174,16 @@ pub trait ReplayStore: Send + Sync {
     async fn record_once(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<bool>;
 }
 
+/// Challenges handed out for client attestation PoPs (draft-ietf-oauth-attestation-based-client-auth
+/// §6), stored only as digests, each usable once, on any instance, until it expires.
+#[async_trait]
+pub trait AttestationChallengeStore: Send + Sync {
+    async fn put_attestation_challenge(&self, challenge_hash: &str, expires_at: UnixTime) -> StoreResult<()>;
+    /// Consumes the challenge in one atomic statement: `true` for exactly one caller, and only if
+    /// it was issued and has not expired at `now`.
+    async fn take_attestation_challenge(&self, challenge_hash: &str, now: UnixTime) -> StoreResult<bool>;
+}
+
 /// A client that registered itself (RFC 7591), with what managing it needs (RFC 7592).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
@@ -225,6 +241,7 @@ pub trait Store:
     + ConsentStore
     + SessionStore
     + ReplayStore
+    + AttestationChallengeStore
     + RegistrationStore
 {
     /// Cheap round trip for `/readyz`.

@@ -244,22 +244,36 @@ pub struct GrantRow {
     pub created_at: i64,
     pub revoked_at: Option<i64>,
     pub unverified_client_name: Option<String>,
+    /// JSON of an `AttestationBinding`.
+    pub attestation: Option<String>,
 }
 
-impl From<GrantRow> for Grant {
-    fn from(r: GrantRow) -> Self {
-        Grant {
-            grant_id: r.grant_id,
-            client_id: r.client_id,
-            username: r.username,
-            scope: r.scope,
-            resources: r.resources,
-            auth_time: r.auth_time,
-            created_at: r.created_at,
-            revoked_at: r.revoked_at,
-            unverified_client_name: r.unverified_client_name,
-        }
+impl GrantRow {
+    pub fn into_grant(self) -> Result<Grant, StoreError> {
+        let attestation = self
+            .attestation
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| corrupt(&format!("grant {} attestation", self.grant_id), e))?;
+        Ok(Grant {
+            grant_id: self.grant_id,
+            client_id: self.client_id,
+            username: self.username,
+            scope: self.scope,
+            resources: self.resources,
+            auth_time: self.auth_time,
+            created_at: self.created_at,
+            revoked_at: self.revoked_at,
+            unverified_client_name: self.unverified_client_name,
+            attestation,
+        })
     }
+}
+
+/// The text stored in `grants.attestation`.
+pub fn attestation_json(binding: &mandate_core::attestation::AttestationBinding) -> String {
+    serde_json::to_string(binding).unwrap_or_default()
 }
 
 #[derive(Debug, sqlx::FromRow)]

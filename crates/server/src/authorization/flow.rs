@@ -171,6 +171,7 @@ pub async fn approve(
         created_at: now,
         revoked_at: None,
         unverified_client_name: pushed_name.clone().flatten(),
+        attestation: None,
     };
     state.store.put_grant(&grant).await.map_err(store_error)?;
     let code = state.rng.token(HANDLE_BYTES);

@@ -1,12 +1,20 @@
 //! Client authentication at the token, PAR, introspection and revocation endpoints (RFC 6749
-//! §2.3): `client_secret_basic`, `client_secret_post`, `private_key_jwt` (see [`assertion`]), or
-//! `none` for public clients (which only name themselves), exactly one method per request, secrets
-//! compared as digests in constant time, one answer for every failure so clients can't be probed.
+//! §2.3): `client_secret_basic`, `client_secret_post`, `private_key_jwt` (see [`assertion`]),
+//! `attest_jwt_client_auth` (see [`attestation`]), or `none` for public clients (which only name
+//! themselves), exactly one method per request, secrets compared as digests in constant time, one
+//! answer for every failure so clients can't be probed.
+//!
+//! A client attestation may also come along with another method (or none, for a public client) as
+//! an extra signal (draft-ietf-oauth-attestation-based-client-auth §9): it is then verified just
+//! the same, and its facts recorded on what is issued.
+
+use std::ops::Deref;
 
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use mandate_core::assertion::CLIENT_ASSERTION_TYPE;
+use mandate_core::attestation::VerifiedAttestation;
 use mandate_core::{Client, OAuthError, SecretDigest, TokenEndpointAuthMethod};
 
 use crate::error::Failure;
@@ -14,6 +22,7 @@ use crate::form::OAuthForm;
 use crate::state::AppState;
 
 pub mod assertion;
+pub mod attestation;
 
 /// Credentials as presented, before they are checked.
 #[derive(Debug)]
@@ -22,11 +31,45 @@ pub struct PresentedCredentials {
     secret: Option<String>,
     /// The JWT of `private_key_jwt`.
     assertion: Option<String>,
+    /// The client attestation and its PoP.
+    attestation: Option<attestation::PresentedAttestation>,
     method: TokenEndpointAuthMethod,
 }
 
-/// Reads the client's credentials from the `Authorization` header or the body.
+/// A client whose credentials checked out, with the client attestation it presented, if any.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedClient {
+    pub client: Client,
+    /// Verified: the authentication itself (`attest_jwt_client_auth`), or an extra signal.
+    pub attestation: Option<VerifiedAttestation>,
+}
+
+impl Deref for AuthenticatedClient {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// Reads the client's credentials from the `Authorization` header, the body and the attestation
+/// headers. An attestation's `sub` names the client; any other client_id sent must agree.
 pub fn presented(headers: &HeaderMap, form: &OAuthForm) -> Result<PresentedCredentials, OAuthError> {
+    let attestation = attestation::presented(headers)?;
+    let mut creds = presented_without_attestation(headers, form, attestation.as_ref().map(|a| a.subject.as_str()))?;
+    if let Some(a) = &attestation
+        && a.subject != creds.client_id
+    {
+        return Err(OAuthError::invalid_client("client_id differs from the client attestation's sub"));
+    }
+    creds.attestation = attestation;
+    Ok(creds)
+}
+
+fn presented_without_attestation(
+    headers: &HeaderMap,
+    form: &OAuthForm,
+    attested: Option<&str>,
+) -> Result<PresentedCredentials, OAuthError> {
     let basic = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(value) => Some(parse_basic(value.to_str().unwrap_or_default())?),
@@ -52,6 +95,7 @@ pub fn presented(headers: &HeaderMap, form: &OAuthForm) -> Result<PresentedCrede
             client_id: subject,
             secret: None,
             assertion: Some(jwt.to_owned()),
+            attestation: None,
             method: TokenEndpointAuthMethod::PrivateKeyJwt,
         });
     }
@@ -67,6 +111,7 @@ pub fn presented(headers: &HeaderMap, form: &OAuthForm) -> Result<PresentedCrede
                 client_id: id,
                 secret: Some(secret),
                 assertion: None,
+                attestation: None,
                 method: TokenEndpointAuthMethod::ClientSecretBasic,
             })
         }
@@ -76,15 +121,26 @@ pub fn presented(headers: &HeaderMap, form: &OAuthForm) -> Result<PresentedCrede
                 client_id: id.to_owned(),
                 secret: Some(secret.to_owned()),
                 assertion: None,
+                attestation: None,
                 method: TokenEndpointAuthMethod::ClientSecretPost,
             })
         }
+        // Only the attestation headers: the attestation is the authentication, and client_id
+        // optional (draft-ietf-oauth-attestation-based-client-auth §7.4).
+        (None, None) if attested.is_some() => Ok(PresentedCredentials {
+            client_id: body_id.or(attested).unwrap_or_default().to_owned(),
+            secret: None,
+            assertion: None,
+            attestation: None,
+            method: TokenEndpointAuthMethod::AttestJwtClientAuth,
+        }),
         // A public client (RFC 6749 §2.1) names itself and proves nothing; PKCE binds its codes.
         (None, None) => match body_id {
             Some(id) => Ok(PresentedCredentials {
                 client_id: id.to_owned(),
                 secret: None,
                 assertion: None,
+                attestation: None,
                 method: TokenEndpointAuthMethod::None,
             }),
             None => Err(OAuthError::invalid_client("client authentication is required")),
@@ -117,7 +173,7 @@ fn parse_basic(value: &str) -> Result<(String, String), OAuthError> {
 }
 
 /// Checks presented credentials against the registered client.
-pub async fn verify(state: &AppState, creds: &PresentedCredentials) -> Result<Client, Failure> {
+pub async fn verify(state: &AppState, creds: &PresentedCredentials) -> Result<AuthenticatedClient, Failure> {
     const FAILED: &str = "client authentication failed";
     // A digest of nothing, compared when the client is unknown, so both paths cost the same.
     static DECOY: std::sync::OnceLock<SecretDigest> = std::sync::OnceLock::new();
@@ -130,15 +186,23 @@ pub async fn verify(state: &AppState, creds: &PresentedCredentials) -> Result<Cl
     if client.disabled {
         return Err(OAuthError::invalid_client(FAILED).into());
     }
-    if crate::clients::pushed::is_pushed_client_id(&client.client_id) && creds.method != TokenEndpointAuthMethod::None {
+    // An attestation alone authenticates an attest_jwt_client_auth client; from a public client,
+    // which has nothing to prove, it is an extra signal.
+    let method = match creds.method {
+        TokenEndpointAuthMethod::AttestJwtClientAuth if client.is_public() => TokenEndpointAuthMethod::None,
+        other => other,
+    };
+    if crate::clients::pushed::is_pushed_client_id(&client.client_id) && method != TokenEndpointAuthMethod::None {
         return Err(OAuthError::invalid_client(format!(
             "{} is a public client: send no client_secret, Authorization header or client_assertion",
             client.client_id
         ))
         .into());
     }
-    let secret_ok = match creds.method {
+    let secret_ok = match method {
         TokenEndpointAuthMethod::None => client.is_public(),
+        // Verified below, once the method is known to be the registered one.
+        TokenEndpointAuthMethod::AttestJwtClientAuth => true,
         TokenEndpointAuthMethod::PrivateKeyJwt => {
             if client.token_endpoint_auth_method != TokenEndpointAuthMethod::PrivateKeyJwt {
                 return Err(OAuthError::invalid_client(format!(
@@ -156,18 +220,26 @@ pub async fn verify(state: &AppState, creds: &PresentedCredentials) -> Result<Cl
     if !secret_ok {
         return Err(OAuthError::invalid_client(FAILED).into());
     }
-    if client.token_endpoint_auth_method != creds.method {
+    if client.token_endpoint_auth_method != method {
         return Err(OAuthError::invalid_client(format!(
             "this client is registered for {}, not {}",
-            client.token_endpoint_auth_method, creds.method
+            client.token_endpoint_auth_method, method
         ))
         .into());
     }
-    Ok(client)
+    let attestation = match &creds.attestation {
+        Some(presented) => Some(attestation::verify(state, &client, presented).await?),
+        None => None,
+    };
+    Ok(AuthenticatedClient { client, attestation })
 }
 
 /// Reads and checks the client's credentials in one step.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap, form: &OAuthForm) -> Result<Client, Failure> {
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<AuthenticatedClient, Failure> {
     let creds = presented(headers, form)?;
     verify(state, &creds).await
 }

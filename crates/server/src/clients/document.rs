@@ -145,8 +145,13 @@ impl ClientMetadata {
                     m.parse().map_err(|_| bad(format!("token_endpoint_auth_method {m:?} is not supported")))?;
                 if origin == Origin::MetadataDocument && method.needs_secret() {
                     return Err(bad(format!(
-                        "token_endpoint_auth_method {m:?} is not allowed (none or private_key_jwt)"
+                        "token_endpoint_auth_method {m:?} is not allowed (none, private_key_jwt or attest_jwt_client_auth)"
                     )));
+                }
+                if method == TokenEndpointAuthMethod::AttestJwtClientAuth && !state.settings.attestation.enabled() {
+                    return Err(bad(
+                        "token_endpoint_auth_method attest_jwt_client_auth is not offered: this server trusts no client attester",
+                    ));
                 }
                 method
             }

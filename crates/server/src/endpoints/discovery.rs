@@ -23,7 +23,13 @@ pub async fn metadata(state: &AppState) -> Result<Value, Failure> {
     scopes.dedup();
     // Algorithms accepted in private_key_jwt assertions, named as JOSE names them.
     let assertion_algs: Vec<String> = mandate_core::assertion::ALGORITHMS.iter().map(|a| format!("{a:?}")).collect();
-    let auth_methods: Vec<&str> = TokenEndpointAuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+    let attestation = &state.settings.attestation;
+    // Attestation is offered only while some attester is trusted.
+    let auth_methods: Vec<&str> = TokenEndpointAuthMethod::ALL
+        .iter()
+        .filter(|m| attestation.enabled() || **m != TokenEndpointAuthMethod::AttestJwtClientAuth)
+        .map(|m| m.as_str())
+        .collect();
     // Introspection needs a confidential client: no `none` there.
     let confidential: Vec<&str> = auth_methods.iter().copied().filter(|m| *m != "none").collect();
     let mut document = json!({
@@ -66,6 +72,15 @@ pub async fn metadata(state: &AppState) -> Result<Value, Failure> {
     });
     if state.settings.registration.dynamic {
         document["registration_endpoint"] = json!(issuer.endpoint("/register"));
+    }
+    if attestation.enabled() {
+        // draft-ietf-oauth-attestation-based-client-auth §10; `none` in the PoP methods: a client
+        // may leave the attestation out (it is required only of attest_jwt_client_auth clients).
+        let algs: Vec<String> = mandate_core::attestation::ALGORITHMS.iter().map(|a| format!("{a:?}")).collect();
+        document["challenge_endpoint"] = json!(issuer.endpoint(crate::app::CHALLENGE_PATH));
+        document["client_attestation_signing_alg_values_supported"] = json!(algs);
+        document["client_attestation_pop_signing_alg_values_supported"] = json!(algs);
+        document["client_attestation_pop_methods_supported"] = json!([mandate_core::attestation::POP_METHOD, "none"]);
     }
     Ok(document)
 }

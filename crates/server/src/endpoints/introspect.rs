@@ -27,7 +27,7 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAu
     if state.store.is_access_token_revoked(&claims.jti).await.map_err(store_error)? {
         return Ok(no_store_json(json!({ "active": false })));
     }
-    Ok(no_store_json(json!({
+    let mut body = json!({
         "active": true,
         "token_type": "Bearer",
         "scope": claims.scope,
@@ -38,7 +38,12 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAu
         "exp": claims.exp,
         "iat": claims.iat,
         "jti": claims.jti,
-    })))
+    });
+    // Who attested the client instance, and its runtime: as in the token itself.
+    if let Some(attestation) = claims.attestation {
+        body["attestation"] = json!(attestation);
+    }
+    Ok(no_store_json(body))
 }
 
 /// Our own access token, signature and times checked; a `kid` we don't know yet triggers one

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod authorize;
+pub mod challenge;
 pub mod consent;
 pub mod discovery;
 pub mod health;

@@ -19,8 +19,9 @@ use crate::form::OAuthForm;
 use crate::state::AppState;
 
 pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAuthForm) -> Result<Response, Failure> {
-    let client = client_auth::authenticate(&state, &headers, &form).await?;
-    let (client, registration) = if pushed::is_pushed_client_id(&client.client_id) {
+    let authenticated = client_auth::authenticate(&state, &headers, &form).await?;
+    let attestation = authenticated.attestation.clone();
+    let (client, registration) = if pushed::is_pushed_client_id(&authenticated.client_id) {
         let (client, registration) = register(&state, &form).inspect_err(|e| {
             tracing::info!(client_id = pushed::PUSHED_CLIENT_ID, error = e.code.as_str(), description = %e.description, "pushed client registration refused");
         })?;
@@ -32,7 +33,7 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAu
         ))
         .into());
     } else {
-        (client, None)
+        (authenticated.client, None)
     };
     let mut request = check(&state, &client, &form, true).await.map_err(|refusal| {
         let e = refusal.into_error();
@@ -45,6 +46,8 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAu
     let body = json!({ "request_uri": format!("{REQUEST_URI_PREFIX}{handle}"), "expires_in": PUSHED_REQUEST_TTL });
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The client attests again when it redeems the code; that attestation binds the grant.
+    client_auth::attestation::add_next_challenge(&state, attestation.as_ref(), &mut response).await?;
     Ok(response)
 }
 

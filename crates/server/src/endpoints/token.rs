@@ -4,12 +4,12 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use mandate_core::{AuditEvent, AuditKind, Client, OAuthError};
+use mandate_core::{AuditEvent, AuditKind, OAuthError};
 use serde_json::json;
 
 use super::{bounded, no_store_json};
 use crate::audit::{record_issuance, record_refusal};
-use crate::client_auth;
+use crate::client_auth::{self, AuthenticatedClient};
 use crate::error::Failure;
 use crate::form::OAuthForm;
 use crate::state::AppState;
@@ -51,7 +51,7 @@ pub async fn handle(
 
 async fn issue(
     state: &AppState,
-    client: &Client,
+    client: &AuthenticatedClient,
     form: &OAuthForm,
     grant_type: Option<&str>,
 ) -> Result<Response, OAuthError> {
@@ -72,7 +72,11 @@ async fn issue(
     event.scope = Some(issued.scope.to_string());
     event.jti = Some(issued.jti.clone());
     event.parent_jti = issued.parent_jti.clone();
-    event.detail = issued.audit_detail.clone();
+    let attested = issued.attestation.as_ref().map(|a| format!("client instance attested by {}", a.attester));
+    event.detail = match (issued.audit_detail.clone(), attested) {
+        (Some(pushed), Some(attested)) => Some(format!("{pushed}; {attested}")),
+        (pushed, attested) => pushed.or(attested),
+    };
     // No token leaves before its issuance is on record.
     record_issuance(state.store.as_ref(), &event).await?;
     if client.client_id.starts_with(super::register::CLIENT_ID_PREFIX) {
@@ -80,7 +84,8 @@ async fn issue(
         state.store.touch_registration(&client.client_id, state.now()).await.map_err(crate::error::store_error)?;
     }
     metrics::counter!("mandate_tokens_issued_total", "grant_type" => grant.as_str()).increment(1);
-    tracing::info!(grant_type, client_id = %client.client_id, jti = %issued.jti, aud = %issued.audience, "token issued");
+    let attester = issued.attestation.as_ref().map(|a| a.attester.as_str()).unwrap_or("-");
+    tracing::info!(grant_type, client_id = %client.client_id, jti = %issued.jti, aud = %issued.audience, attester, "token issued");
 
     let mut body = json!({
         "access_token": issued.access_token,
@@ -94,7 +99,9 @@ async fn issue(
     if let Some(id_token) = issued.id_token {
         body["id_token"] = json!(id_token);
     }
-    Ok(no_store_json(body))
+    let mut response = no_store_json(body);
+    client_auth::attestation::add_next_challenge(state, client.attestation.as_ref(), &mut response).await?;
+    Ok(response)
 }
 
 async fn refuse(state: &AppState, form: Option<&OAuthForm>, client_id: Option<&str>, e: &OAuthError) {

@@ -3,12 +3,13 @@
 //! A second use revokes everything the first one issued (RFC 9700 §4.5).
 
 use async_trait::async_trait;
-use mandate_core::{Client, OAuthError, ScopeSet, SecretDigest, pkce};
+use mandate_core::{OAuthError, ScopeSet, SecretDigest, pkce};
 use mandate_store::CodeRedemption;
 
 use super::delegated::{Source, issue, live_grant};
 use super::{GrantHandler, Issued};
 use crate::audit::revoke_grant;
+use crate::client_auth::AuthenticatedClient;
 use crate::error::store_error;
 use crate::form::OAuthForm;
 use crate::state::AppState;
@@ -17,7 +18,12 @@ pub struct AuthorizationCodeGrant;
 
 #[async_trait]
 impl GrantHandler for AuthorizationCodeGrant {
-    async fn handle(&self, state: &AppState, client: &Client, form: &OAuthForm) -> Result<Issued, OAuthError> {
+    async fn handle(
+        &self,
+        state: &AppState,
+        client: &AuthenticatedClient,
+        form: &OAuthForm,
+    ) -> Result<Issued, OAuthError> {
         let code = form.require("code")?;
         let verifier = form
             .get("code_verifier")

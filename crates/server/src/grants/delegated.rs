@@ -1,15 +1,21 @@
 //! Tokens from a person's grant, shared by the code and refresh grants: one access token for one
 //! of the granted resources, a rotated refresh token when `offline_access` was granted, and an
 //! ID token when `openid` was.
+//!
+//! A grant is bound to the client instance whose attestation first came with it (when the code
+//! was redeemed): its tokens carry that attestation's facts, and only that instance key may
+//! refresh it (draft-ietf-oauth-attestation-based-client-auth §11.3).
 
-use mandate_core::{Client, GrantType, OAuthError, ResourceUri, ScopeSet, SecretDigest, oidc};
+use mandate_core::attestation::AttestationClaim;
+use mandate_core::{GrantType, OAuthError, ResourceUri, ScopeSet, SecretDigest, oidc};
 use mandate_store::{Grant, RefreshToken};
 
 use super::Issued;
+use crate::client_auth::AuthenticatedClient;
 use crate::clients::pushed;
 use crate::error::store_error;
 use crate::form::OAuthForm;
-use crate::minting::{mint_access_token, mint_id_token};
+use crate::minting::{Issuance, mint_access_token, mint_id_token};
 use crate::state::AppState;
 
 /// Bytes of randomness in a refresh token.
@@ -33,13 +39,51 @@ pub async fn live_grant(state: &AppState, grant_id: &str) -> Result<Grant, OAuth
         .ok_or_else(|| OAuthError::invalid_grant("the grant behind this token has been revoked"))
 }
 
+/// Whether `client` may use `grant`: a grant bound to a client instance needs an attestation for
+/// the same instance key.
+pub fn check_instance(grant: &Grant, client: &AuthenticatedClient) -> Result<(), OAuthError> {
+    let Some(bound) = &grant.attestation else { return Ok(()) };
+    match &client.attestation {
+        Some(presented) if presented.instance_jkt == bound.instance_jkt => Ok(()),
+        Some(_) => Err(OAuthError::invalid_grant(
+            "this grant is bound to another client instance: attest with the key that redeemed the code",
+        )),
+        None => Err(OAuthError::invalid_grant(
+            "this grant is bound to an attested client instance: send its client attestation and PoP",
+        )),
+    }
+}
+
+/// The `attestation` claim of the grant's tokens; the first attestation presented binds the grant.
+async fn attestation_of(
+    state: &AppState,
+    grant: &Grant,
+    client: &AuthenticatedClient,
+) -> Result<Option<AttestationClaim>, OAuthError> {
+    check_instance(grant, client)?;
+    if let Some(bound) = &grant.attestation {
+        return Ok(Some(bound.claim.clone()));
+    }
+    let Some(presented) = &client.attestation else { return Ok(None) };
+    let binding = presented.binding();
+    if !state.store.bind_grant_attestation(&grant.grant_id, &binding).await.map_err(store_error)? {
+        // Bound meanwhile, by a concurrent request: that binding stands.
+        let current = live_grant(state, &grant.grant_id).await?;
+        check_instance(&current, client)?;
+        return Ok(current.attestation.map(|b| b.claim));
+    }
+    tracing::info!(grant_id = %grant.grant_id, attester = %binding.claim.attester, "grant bound to an attested client instance");
+    Ok(Some(binding.claim))
+}
+
 pub async fn issue(
     state: &AppState,
-    client: &Client,
+    client: &AuthenticatedClient,
     form: &OAuthForm,
     source: Source<'_>,
 ) -> Result<Issued, OAuthError> {
     let grant = source.grant;
+    let attestation = attestation_of(state, grant, client).await?;
     // A disabled account stops every grant at its next refresh.
     let user = state.store.get_user(&grant.username).await.map_err(store_error)?;
     let user =
@@ -65,7 +109,16 @@ pub async fn issue(
     if token_scope.is_empty() {
         return Err(OAuthError::invalid_scope(format!("none of the requested scopes applies to {}", resource.uri)));
     }
-    let minted = mint_access_token(state, &grant.username, &client.client_id, &resource.uri, &token_scope)?;
+    let minted = mint_access_token(
+        state,
+        &Issuance {
+            subject: &grant.username,
+            client_id: &client.client_id,
+            audience: &resource.uri,
+            scope: &token_scope,
+            attestation: attestation.as_ref(),
+        },
+    )?;
     state
         .store
         .record_access_token(&minted.claims.jti, &grant.grant_id, minted.claims.exp)
@@ -95,7 +148,7 @@ pub async fn issue(
         None
     };
     let id_token = if source.scope.contains(oidc::OPENID) {
-        Some(mint_id_token(state, &user, client, grant, &source.scope, source.nonce, &minted.token)?)
+        Some(mint_id_token(state, &user, &client.client, grant, &source.scope, source.nonce, &minted.token)?)
     } else {
         None
     };
@@ -111,6 +164,7 @@ pub async fn issue(
         id_token,
         audit_detail: pushed::is_pushed_client_id(&client.client_id)
             .then(|| pushed::audit_detail(grant.unverified_client_name.as_deref())),
+        attestation,
     })
 }
 

@@ -9,8 +9,10 @@ mod refresh_token;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use mandate_core::attestation::AttestationClaim;
 use mandate_core::{Client, GrantType, OAuthError, ResourceUri, ScopeSet};
 
+use crate::client_auth::AuthenticatedClient;
 use crate::form::OAuthForm;
 use crate::state::AppState;
 
@@ -31,11 +33,18 @@ pub struct Issued {
     pub id_token: Option<String>,
     /// What the audit row adds: for a pushed client, its unverified name.
     pub audit_detail: Option<String>,
+    /// The access token's `attestation` claim, if any.
+    pub attestation: Option<AttestationClaim>,
 }
 
 #[async_trait]
 pub trait GrantHandler: Send + Sync {
-    async fn handle(&self, state: &AppState, client: &Client, form: &OAuthForm) -> Result<Issued, OAuthError>;
+    async fn handle(
+        &self,
+        state: &AppState,
+        client: &AuthenticatedClient,
+        form: &OAuthForm,
+    ) -> Result<Issued, OAuthError>;
 }
 
 pub struct GrantRegistry {

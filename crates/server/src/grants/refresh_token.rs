@@ -7,12 +7,13 @@
 //! grant, with every refresh and access token from it, is revoked.
 
 use async_trait::async_trait;
-use mandate_core::{Client, OAuthError, ScopeSet, SecretDigest};
+use mandate_core::{OAuthError, ScopeSet, SecretDigest};
 use mandate_store::RefreshUse;
 
-use super::delegated::{Source, issue, live_grant};
+use super::delegated::{Source, check_instance, issue, live_grant};
 use super::{GrantHandler, Issued};
 use crate::audit::revoke_grant;
+use crate::client_auth::AuthenticatedClient;
 use crate::error::store_error;
 use crate::form::OAuthForm;
 use crate::state::AppState;
@@ -21,10 +22,24 @@ pub struct RefreshTokenGrant;
 
 #[async_trait]
 impl GrantHandler for RefreshTokenGrant {
-    async fn handle(&self, state: &AppState, client: &Client, form: &OAuthForm) -> Result<Issued, OAuthError> {
+    async fn handle(
+        &self,
+        state: &AppState,
+        client: &AuthenticatedClient,
+        form: &OAuthForm,
+    ) -> Result<Issued, OAuthError> {
         let presented = form.require("refresh_token")?;
         let now = state.now();
         let hash = SecretDigest::of(presented).encode();
+        // §11.3 of the attestation draft: a token bound to a client instance is not even rotated
+        // for another instance of its client, so a copy without the instance key cannot spend it.
+        // (Another client presenting it is theft, handled below.)
+        if let Some(token) = state.store.get_refresh_token(&hash).await.map_err(store_error)?
+            && token.client_id == client.client_id
+            && let Some(grant) = state.store.get_grant(&token.grant_id).await.map_err(store_error)?
+        {
+            check_instance(&grant, client)?;
+        }
         let token = match state.store.use_refresh_token(&hash, now).await.map_err(store_error)? {
             RefreshUse::Rotated(token) => token,
             RefreshUse::AlreadyUsed(token) => {

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod attestation;
 mod authorize;
 mod code_flow;
 mod discovery;
