@@ -1,6 +1,7 @@
 //! Verification by introspection (RFC 7662), for a resource server that wants a revocation to
 //! take effect at once rather than at the token's expiry. Answers are cached briefly (at most
-//! until the token expires), keyed by the token's SHA-256 so tokens are not kept in memory.
+//! until the token expires; a zero TTL asks every time), keyed by the token's SHA-256 so tokens
+//! are not kept in memory.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -65,6 +66,9 @@ impl Introspection {
                 Failure::UnknownKey => Rejection::InvalidToken("unknown key".into()),
             })
         };
+        if self.ttl.is_zero() {
+            return answer;
+        }
         let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
         let ttl = self.ttl.min(Duration::from_secs(exp.saturating_sub(now).max(0) as u64));
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
