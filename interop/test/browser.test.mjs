@@ -8,15 +8,13 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium, startCallbackServer } from '../lib/chromium.mjs';
 import { repoRoot, startMandate, withLogs } from '../lib/mandate.mjs';
 import { discoverOidc, newAuthorization, oauth, redeemCode, verifyAccessToken, verifyIdToken, expectOAuthError } from '../lib/oidc.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 // The committed screenshots are refreshed only on request (UPDATE_SCREENSHOTS=1), so a test run
 // never changes tracked files; otherwise they go to a temporary directory.
 const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS
@@ -31,34 +29,6 @@ const ALICE = { username: 'alice', password: 'interop-alice-password-0123', emai
 const BOB = { username: 'bob', password: 'interop-bob-password-0123456', email: 'bob@example.com' };
 const WEB_REDIRECT = 'https://app.example.com/callback';
 const NATIVE_SCOPE = 'openid profile email offline_access tools:read tools:call';
-
-function launchChromium() {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (scripts/install-test-deps.sh does)`);
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      // Nothing but loopback resolves: the https redirect target is observed, never fetched.
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost',
-    ],
-  });
-}
-
-/** The redirect target of the native client: records each request and answers a plain page. */
-async function startCallbackServer() {
-  const hits = [];
-  const srv = createServer((req, res) => {
-    hits.push(req.url);
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end('<!doctype html><title>Interop CLI</title><p>You can close this window.</p>');
-  });
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const base = `http://127.0.0.1:${srv.address().port}`;
-  return { hits, base, redirectUri: `${base}/callback`, close: () => new Promise((r) => srv.close(r)) };
-}
 
 function cspOf(response) {
   return response.headers()['content-security-policy'] ?? '';

@@ -382,19 +382,11 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::jose::{SigningAlgorithm, SigningKey, generate_private_key};
+    use crate::jose::{SigningAlgorithm, SigningKey};
+    use crate::test_keys::{key, set};
 
     const ISSUER: &str = "https://as.example";
     const NOW: UnixTime = 1_800_000_000;
-
-    fn key(alg: SigningAlgorithm) -> SigningKey {
-        let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
-        SigningKey::from_pkcs8(alg, &generate_private_key(alg).unwrap()).unwrap()
-    }
-
-    fn set(k: &SigningKey) -> JwkSet {
-        JwkSet { keys: vec![k.public_jwk.clone()] }
-    }
 
     fn attestation_claims(instance: &SigningKey) -> Value {
         json!({

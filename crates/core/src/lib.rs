@@ -19,6 +19,8 @@ pub mod resource;
 pub mod scope;
 pub mod secret;
 pub mod software_statement;
+#[cfg(test)]
+mod test_keys;
 pub mod user;
 
 pub use audit::{AuditEvent, AuditKind};

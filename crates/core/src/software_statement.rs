@@ -114,7 +114,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::jose::{SigningAlgorithm, SigningKey, generate_private_key, public_jwks};
+    use crate::jose::{SigningAlgorithm, SigningKey, public_jwks};
 
     const NOW: UnixTime = 1_800_000_000;
 
@@ -127,8 +127,7 @@ mod tests {
     }
 
     fn key() -> SigningKey {
-        let der = generate_private_key(SigningAlgorithm::ES256).unwrap();
-        SigningKey::from_pkcs8(SigningAlgorithm::ES256, &der).unwrap()
+        crate::test_keys::key(SigningAlgorithm::ES256)
     }
 
     #[test]
