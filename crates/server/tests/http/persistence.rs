@@ -116,16 +116,8 @@ async fn rotation_keeps_old_tokens_verifiable_until_they_expire(backend: Backend
     let old_token = s.agent_token().await;
     let [old_kid] = jwks(&s).await.try_into().unwrap();
 
+    let new_kid = s.rotate_keys().await;
     let state = s.state().clone();
-    let new_kid = mandate_server::keyring::rotate(
-        state.store.as_ref(),
-        state.settings.signing_algorithm,
-        state.now(),
-        state.settings.access_token_ttl,
-    )
-    .await
-    .unwrap();
-    state.keyring.reload(state.store.as_ref(), state.now()).await.unwrap();
 
     assert_eq!(jwks(&s).await, vec![new_kid.clone(), old_kid.clone()], "both keys are published, the active one first");
     let new_token = s.agent_token().await;
@@ -146,16 +138,7 @@ async fn another_instance_picks_up_a_rotation_on_an_unknown_kid(backend: Backend
     let a = TestServer::start(backend).await;
     let b = TestServer::start_on(a.database.clone(), Options { issuer: Some(a.issuer.clone()), ..Options::default() })
         .await;
-    let state = a.state().clone();
-    mandate_server::keyring::rotate(
-        state.store.as_ref(),
-        state.settings.signing_algorithm,
-        state.now(),
-        state.settings.access_token_ttl,
-    )
-    .await
-    .unwrap();
-    state.keyring.reload(state.store.as_ref(), state.now()).await.unwrap();
+    a.rotate_keys().await;
     let token = a.agent_token().await;
     // b has not reloaded yet; meeting the unknown kid makes it look.
     let res = b.post_form("/introspect", Some(("resource-server", RS_SECRET)), &[("token", &token)]).await;

@@ -37,6 +37,18 @@ async fn protected(rs: &ResourceServer) -> String {
     base
 }
 
+/// A server, a resource server built on it (adjusted by `configure`) with its keys loaded, the
+/// protected endpoint's base URL and a client.
+async fn setup(
+    configure: impl FnOnce(mandate_resource::Builder) -> mandate_resource::Builder,
+) -> (TestServer, ResourceServer, String, reqwest::Client) {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let rs = configure(ResourceServer::builder(server.issuer.as_str(), MCP)).build().unwrap();
+    let base = protected(&rs).await;
+    ready(&rs).await;
+    (server, rs, base, reqwest::Client::new())
+}
+
 async fn ready(rs: &ResourceServer) {
     for _ in 0..100 {
         if rs.is_ready() {
@@ -92,14 +104,7 @@ fn unsigned(header: Value, claims: &Value) -> String {
 
 #[tokio::test]
 async fn a_valid_token_reaches_the_handler_without_the_token() {
-    let server = TestServer::start(Backend::Sqlite).await;
-    let rs = ResourceServer::builder(server.issuer.as_str(), MCP)
-        .scopes_supported(["tools:read", "tools:call"])
-        .build()
-        .unwrap();
-    let base = protected(&rs).await;
-    ready(&rs).await;
-    let http = reqwest::Client::new();
+    let (server, rs, base, http) = setup(|b| b.scopes_supported(["tools:read", "tools:call"])).await;
     let t = server.agent_token().await;
     let res = call(&http, &base, Some(&t), rpc("tools/list", None)).await;
     assert_eq!(res.status(), 200);
@@ -120,11 +125,7 @@ async fn a_valid_token_reaches_the_handler_without_the_token() {
 
 #[tokio::test]
 async fn every_bad_token_gets_a_401_challenge() {
-    let server = TestServer::start(Backend::Sqlite).await;
-    let rs = ResourceServer::builder(server.issuer.as_str(), MCP).build().unwrap();
-    let base = protected(&rs).await;
-    ready(&rs).await;
-    let http = reqwest::Client::new();
+    let (server, _rs, base, http) = setup(|b| b).await;
     let prm = "resource_metadata=\"http://127.0.0.1:9090/.well-known/oauth-protected-resource/mcp\"";
 
     let res = call(&http, &base, None, rpc("tools/list", None)).await;
@@ -185,11 +186,7 @@ async fn every_bad_token_gets_a_401_challenge() {
 
 #[tokio::test]
 async fn a_missing_scope_is_a_403_naming_every_scope_needed() {
-    let server = TestServer::start(Backend::Sqlite).await;
-    let rs = ResourceServer::builder(server.issuer.as_str(), MCP).build().unwrap();
-    let base = protected(&rs).await;
-    ready(&rs).await;
-    let http = reqwest::Client::new();
+    let (server, _rs, base, http) = setup(|b| b).await;
     let read_only = token(&server, ("build-agent", AGENT_SECRET), "tools:read").await;
     assert_eq!(call(&http, &base, Some(&read_only), rpc("tools/list", None)).await.status(), 200);
     let res = call(&http, &base, Some(&read_only), rpc("tools/call", Some("echo"))).await;
@@ -221,23 +218,10 @@ async fn a_missing_scope_is_a_403_naming_every_scope_needed() {
 
 #[tokio::test]
 async fn a_rotated_key_is_fetched_once_and_trusted() {
-    let server = TestServer::start(Backend::Sqlite).await;
-    let rs = ResourceServer::builder(server.issuer.as_str(), MCP).build().unwrap();
-    let base = protected(&rs).await;
-    ready(&rs).await;
-    let http = reqwest::Client::new();
+    let (server, _rs, base, http) = setup(|b| b).await;
     let before = server.agent_token().await;
     assert_eq!(call(&http, &base, Some(&before), rpc("tools/list", None)).await.status(), 200);
-    let state = server.state().clone();
-    mandate_server::keyring::rotate(
-        state.store.as_ref(),
-        state.settings.signing_algorithm,
-        state.now(),
-        state.settings.access_token_ttl,
-    )
-    .await
-    .unwrap();
-    state.keyring.reload(state.store.as_ref(), state.now()).await.unwrap();
+    server.rotate_keys().await;
     let after = server.agent_token().await;
     assert_eq!(
         call(&http, &base, Some(&after), rpc("tools/list", None)).await.status(),
@@ -268,15 +252,8 @@ async fn an_unreachable_issuer_means_503_not_a_crash() {
 
 #[tokio::test]
 async fn introspection_mode_sees_a_revocation() {
-    let server = TestServer::start(Backend::Sqlite).await;
-    let rs = ResourceServer::builder(server.issuer.as_str(), MCP)
-        .introspection("resource-server", RS_SECRET)
-        .introspection_cache(Duration::from_secs(1))
-        .build()
-        .unwrap();
-    let base = protected(&rs).await;
-    ready(&rs).await;
-    let http = reqwest::Client::new();
+    let (server, _rs, base, http) =
+        setup(|b| b.introspection("resource-server", RS_SECRET).introspection_cache(Duration::from_secs(1))).await;
     let t = server.agent_token().await;
     assert_eq!(call(&http, &base, Some(&t), rpc("tools/list", None)).await.status(), 200);
     let res = server.post_form("/revoke", Some(("build-agent", AGENT_SECRET)), &[("token", &t)]).await;

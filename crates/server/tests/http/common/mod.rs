@@ -184,6 +184,22 @@ impl TestServer {
         res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// Rotates the signing key (as `mandate keys rotate` does) and reloads this instance's
+    /// keyring; returns the new `kid`.
+    pub async fn rotate_keys(&self) -> String {
+        let state = self.state().clone();
+        let kid = mandate_server::keyring::rotate(
+            state.store.as_ref(),
+            state.settings.signing_algorithm,
+            state.now(),
+            state.settings.access_token_ttl,
+        )
+        .await
+        .unwrap();
+        state.keyring.reload(state.store.as_ref(), state.now()).await.unwrap();
+        kid
+    }
+
     /// The authorization server metadata (RFC 8414).
     pub async fn metadata(&self) -> Value {
         let res = self.http.get(self.url("/.well-known/oauth-authorization-server")).send().await.unwrap();
