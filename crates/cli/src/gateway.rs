@@ -39,7 +39,7 @@ pub struct GatewayArgs {
     #[arg(long = "tool-scope", value_name = "TOOL=SCOPE")]
     tool_scopes: Vec<String>,
     /// A name for people, in the protected resource metadata.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, env = "MANDATE_GATEWAY_RESOURCE_NAME", value_name = "NAME")]
     resource_name: Option<String>,
     /// A header for the upstream, e.g. 'X-Api-Key: sk-…' (repeatable). A flag shows in process
     /// listings: prefer --upstream-header-env or --upstream-header-file for secrets.
@@ -59,11 +59,11 @@ pub struct GatewayArgs {
     #[arg(long = "upstream-header-file", value_name = "NAME=PATH")]
     upstream_header_files: Vec<String>,
     /// How long connecting to the upstream may take.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "MANDATE_GATEWAY_CONNECT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     connect_timeout: Duration,
     /// How long the upstream may stay silent before answering or within a response (an SSE
     /// stream lasts as long as it keeps sending).
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "MANDATE_GATEWAY_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
     idle_timeout: Duration,
     /// Log lines as text or JSON.
     #[arg(long, env = "MANDATE_GATEWAY_LOG_FORMAT", value_enum, default_value = "text")]
