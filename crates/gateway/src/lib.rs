@@ -155,6 +155,9 @@ impl Gateway {
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.idle_timeout)
+            // Node's and uvicorn's servers close idle connections after 5 s: reusing one just as it
+            // closes would fail a request the agent sent only once.
+            .pool_idle_timeout(Duration::from_secs(4))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .build()
