@@ -4,11 +4,12 @@
 //! cannot quote one).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
-use mandate_gateway::{Gateway, GatewayConfig, UpstreamHeader};
+use mandate_gateway::{Gateway, GatewayConfig, Introspection, UpstreamHeader};
 use mandate_server::config::LogFormat;
 
 /// How long requests in flight may take to finish after a shutdown signal.
@@ -58,6 +59,20 @@ pub struct GatewayArgs {
     /// 'Authorization=/run/secrets/upstream' (repeatable).
     #[arg(long = "upstream-header-file", value_name = "NAME=PATH")]
     upstream_header_files: Vec<String>,
+    /// Check tokens by introspection at the issuer (RFC 7662) as this client, instead of offline
+    /// against its keys: a revocation then takes effect within --introspection-cache. The
+    /// client's secret comes from --introspection-secret-env or --introspection-secret-file.
+    #[arg(long, env = "MANDATE_GATEWAY_INTROSPECTION_CLIENT_ID", value_name = "CLIENT_ID")]
+    introspection_client_id: Option<String>,
+    /// The environment variable holding the introspection client's secret.
+    #[arg(long, value_name = "VARIABLE")]
+    introspection_secret_env: Option<String>,
+    /// The file holding the introspection client's secret (final newline removed).
+    #[arg(long, value_name = "PATH")]
+    introspection_secret_file: Option<PathBuf>,
+    /// How long an introspection answer is reused (at least 1s).
+    #[arg(long, env = "MANDATE_GATEWAY_INTROSPECTION_CACHE", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    introspection_cache: Duration,
     /// How long connecting to the upstream may take.
     #[arg(long, env = "MANDATE_GATEWAY_CONNECT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     connect_timeout: Duration,
@@ -88,6 +103,37 @@ fn pairs(flag: &str, values: &[String]) -> anyhow::Result<Vec<(String, String)>>
         .collect()
 }
 
+fn introspection(
+    client_id: Option<String>,
+    env: Option<&str>,
+    file: Option<&std::path::Path>,
+    cache: Duration,
+) -> anyhow::Result<Option<Introspection>> {
+    let secret = match (env, file) {
+        (Some(variable), None) => Some(
+            std::env::var(variable)
+                .with_context(|| format!("--introspection-secret-env: the variable {variable} is not set"))?,
+        ),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("--introspection-secret-file: cannot read {}", path.display()))?,
+        ),
+        (None, None) => None,
+        (Some(_), Some(_)) => bail!("give --introspection-secret-env or --introspection-secret-file, not both"),
+    };
+    match (client_id, secret) {
+        (Some(client_id), Some(secret)) if !secret.trim().is_empty() => {
+            Ok(Some(Introspection { client_id, client_secret: secret.trim().to_owned(), cache }))
+        }
+        (Some(_), Some(_)) => bail!("the introspection client's secret is empty"),
+        (Some(_), None) => {
+            bail!("--introspection-client-id needs --introspection-secret-env or --introspection-secret-file")
+        }
+        (None, Some(_)) => bail!("an introspection secret was given without --introspection-client-id"),
+        (None, None) => Ok(None),
+    }
+}
+
 impl GatewayArgs {
     fn config(self) -> anyhow::Result<GatewayConfig> {
         let upstream = url::Url::parse(&self.upstream).context("--upstream is not a URL")?;
@@ -96,6 +142,12 @@ impl GatewayArgs {
         config.method_scopes = pairs("--method-scope", &self.method_scopes)?;
         config.tool_scopes = pairs("--tool-scope", &self.tool_scopes)?;
         config.resource_name = self.resource_name;
+        config.introspection = introspection(
+            self.introspection_client_id,
+            self.introspection_secret_env.as_deref(),
+            self.introspection_secret_file.as_deref(),
+            self.introspection_cache,
+        )?;
         config.connect_timeout = self.connect_timeout;
         config.idle_timeout = self.idle_timeout;
         for spec in &self.upstream_headers {

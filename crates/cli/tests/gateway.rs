@@ -44,6 +44,8 @@ fn refusals_name_the_flag_and_never_the_credential() {
         (with_base(&["--upstream-header", "Host: elsewhere"]), "upstream header host cannot be set"),
         (with_base(&["--upstream-header", "X-Api-Key: a", "--upstream-header", "x-api-key: b"]), "more than once"),
         (with_base(&["--method-scope", "tools/call"]), "--method-scope"),
+        (with_base(&["--introspection-client-id", "gw"]), "--introspection-client-id needs"),
+        (with_base(&["--introspection-secret-env", "MANDATE_TEST_UNSET_VARIABLE"]), "MANDATE_TEST_UNSET_VARIABLE"),
         (
             vec!["--upstream", &user_info, "--issuer", "http://127.0.0.1:2", "--resource", "http://127.0.0.1:3/mcp"],
             "upstream",

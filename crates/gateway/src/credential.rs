@@ -1,5 +1,7 @@
-//! The upstream's own credential: headers the gateway adds to every request it forwards (the API
-//! key that used to sit in each agent's configuration now sits here, once). A value is given
+//! The credentials the gateway holds. The upstream's own: headers the gateway adds to every
+//! request it forwards (the API key that used to sit in each agent's configuration now sits here,
+//! once). And, when tokens are checked by introspection, the gateway's own client credentials at
+//! mandate. A value is given
 //! inline (`Name: value`), or as a name and where to read it (`Name=VARIABLE` from the
 //! environment, `Name=/path` from a file) so that it need not show in a process listing.
 //!
@@ -105,6 +107,26 @@ fn header_name(name: &str) -> Result<HeaderName, CredentialError> {
         return Err(CredentialError::Reserved(name));
     }
     Ok(name)
+}
+
+/// Verify tokens by introspection (RFC 7662) with these client credentials, instead of offline:
+/// a revocation at mandate then takes effect within `cache`, not at the token's expiry.
+#[derive(Clone)]
+pub struct Introspection {
+    pub client_id: String,
+    pub client_secret: String,
+    /// How long an answer is reused (at least 1 s, at most until the token expires).
+    pub cache: std::time::Duration,
+}
+
+impl fmt::Debug for Introspection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Introspection")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("cache", &self.cache)
+            .finish()
+    }
 }
 
 /// Refuses a header given twice: which one would win is not obvious to whoever wrote the flags.

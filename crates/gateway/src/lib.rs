@@ -47,7 +47,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-pub use credential::{CredentialError, UpstreamHeader};
+pub use credential::{CredentialError, Introspection, UpstreamHeader};
 
 use crate::forward::Proxy;
 use crate::target::Target;
@@ -69,6 +69,8 @@ pub struct GatewayConfig {
     pub tool_scopes: Vec<(String, String)>,
     /// A name for people, in the metadata.
     pub resource_name: Option<String>,
+    /// Check tokens by introspection at the issuer instead of offline against its keys.
+    pub introspection: Option<Introspection>,
     /// Headers sent to the upstream with every request (its own credential).
     pub upstream_headers: Vec<UpstreamHeader>,
     /// How long connecting to the upstream may take.
@@ -88,6 +90,7 @@ impl GatewayConfig {
             method_scopes: Vec::new(),
             tool_scopes: Vec::new(),
             resource_name: None,
+            introspection: None,
             upstream_headers: Vec::new(),
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
@@ -142,6 +145,9 @@ impl Gateway {
             ResourceServer::builder(config.issuer, config.resource.clone()).scopes_supported(config.scopes.clone());
         if let Some(name) = config.resource_name {
             builder = builder.resource_name(name);
+        }
+        if let Some(i) = config.introspection {
+            builder = builder.introspection(i.client_id, i.client_secret).introspection_cache(i.cache);
         }
         let rs = builder.build()?;
         let mut policy = ScopePolicy::new().require(config.scopes);

@@ -14,11 +14,11 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::any;
 use bytes::Bytes;
-use mandate_gateway::{Gateway, GatewayConfig, Running, UpstreamHeader};
+use mandate_gateway::{Gateway, GatewayConfig, Introspection, Running, UpstreamHeader};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::common::{AGENT_SECRET, MCP, TestServer};
+use crate::common::{AGENT_SECRET, MCP, RS_SECRET, TestServer};
 
 const UPSTREAM_KEY: &str = "upstream-api-key-0123456789";
 
@@ -397,4 +397,36 @@ async fn shutdown_ends_open_streams() {
     tokio::time::timeout(Duration::from_secs(5), gateway.stop()).await.expect("shutdown waits for no stream");
     let end = tokio::time::timeout(Duration::from_secs(5), res.chunk()).await.expect("the stream ends");
     assert!(matches!(end, Ok(None)), "{end:?}");
+}
+
+#[tokio::test]
+async fn introspection_mode_refuses_a_token_revoked_at_mandate() {
+    let server = TestServer::start(crate::common::Backend::Sqlite).await;
+    let (upstream, upstream_base) = start_upstream().await;
+    let (_gateway, base) = start_gateway_with(&server, &upstream_base, |config| {
+        config.introspection = Some(Introspection {
+            client_id: "resource-server".into(),
+            client_secret: RS_SECRET.into(),
+            cache: Duration::from_secs(1),
+        });
+    })
+    .await;
+    let token = server.agent_token().await;
+    let http = reqwest::Client::new();
+    let res = http.post(format!("{base}/mcp")).bearer_auth(&token).json(&rpc("tools/list")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = server.post_form("/revoke", Some(("build-agent", AGENT_SECRET)), &[("token", &token)]).await;
+    assert_eq!(res.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let res = http.post(format!("{base}/mcp")).bearer_auth(&token).json(&rpc("tools/list")).send().await.unwrap();
+    assert_eq!(res.status(), 401, "revoked at mandate, refused at the gateway once the short cache expires");
+    assert!(header(res.headers(), "www-authenticate").unwrap().contains("error=\"invalid_token\""));
+    assert_eq!(upstream.seen().len(), 1, "only the request before the revocation reached the upstream");
+    assert!(
+        !format!(
+            "{:?}",
+            Introspection { client_id: "c".into(), client_secret: RS_SECRET.into(), cache: Duration::ZERO }
+        )
+        .contains(RS_SECRET)
+    );
 }
