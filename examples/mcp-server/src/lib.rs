@@ -12,15 +12,16 @@
 mod tools;
 
 use axum::Router;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, Request, StatusCode, header};
 use axum::routing::get;
 use mandate_resource::{BuildError, ResourceServer, ScopePolicy};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::never::NeverSessionManager,
 };
 use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use tools::{ECHO, Tools, WHOAMI};
 
@@ -73,14 +74,28 @@ pub fn app(rs: &ResourceServer, shutdown: CancellationToken) -> Router {
                 }
             }),
         )
-        // Request lines and statuses in the log; headers are never logged, and the token is
-        // marked sensitive besides.
+        // Method, path and status in the log: no query string, no headers; the token is marked
+        // sensitive besides.
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .make_span_with(
+                    |req: &Request<_>| tracing::info_span!("request", method = %req.method(), path = %req.uri().path()),
+                )
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+        .layer(cors())
+}
+
+/// Browser-based MCP hosts (the MCP Inspector, web apps) call from another origin. Any origin may:
+/// no cookies are involved, so a page can only present a token it already holds. Preflight
+/// requests are answered here, before the token check.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([header::WWW_AUTHENTICATE, header::HeaderName::from_static("mcp-session-id")])
 }
 
 /// `Host` values rmcp accepts (its defence against DNS rebinding): the resource's own authority,

@@ -122,6 +122,25 @@ async fn requests_without_a_valid_token_are_challenged_toward_the_metadata(backe
         .unwrap();
     assert_eq!(root, doc);
 
+    // Browser-based hosts: the preflight is answered before the token check, and the challenge
+    // is readable from another origin.
+    let preflight = s
+        .http
+        .request(reqwest::Method::OPTIONS, &s.mcp)
+        .header("origin", "http://localhost:6274")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization,content-type,mcp-protocol-version")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    assert_eq!(preflight.headers()["access-control-allow-headers"], "authorization,content-type,mcp-protocol-version");
+    let res = s.http.post(&s.mcp).header("origin", "http://localhost:6274").json(&list).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["access-control-allow-origin"], "*");
+    assert!(res.headers()["access-control-expose-headers"].to_str().unwrap().contains("www-authenticate"));
+
     // A valid token of mandate's, but for another resource (RFC 8707 audience): refused too.
     let elsewhere = s.token(MCP, "tools:read").await;
     let res = s.post(Some(&elsewhere), list.clone(), &[]).await;
