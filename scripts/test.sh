@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: formatting and lints, the Rust suites (each HTTP and storage test on SQLite and on a
 # fresh PostgreSQL database), and the interop suite on Node 22: oauth4webapi, openid-client, jose, the
-# MCP TypeScript SDK, and Debian's Chromium driven by playwright-core.
+# MCP TypeScript and Python SDKs (also against the example MCP server), and Debian's Chromium
+# driven by playwright-core.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -17,4 +18,4 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --locked
 cargo nextest run --workspace --locked --no-fail-fast
-MANDATE_BIN="$PWD/target/debug/mandate" bash interop/run.sh
+MANDATE_BIN="$PWD/target/debug/mandate" EXAMPLE_MCP_BIN="$PWD/target/debug/example-mcp-server" bash interop/run.sh

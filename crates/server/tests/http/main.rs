@@ -6,6 +6,7 @@ mod attestation;
 mod authorize;
 mod code_flow;
 mod discovery;
+mod example_mcp_server;
 mod gateway;
 mod introspection;
 mod metadata_documents;
