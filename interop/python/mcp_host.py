@@ -1,5 +1,6 @@
-"""An MCP host built on the official MCP Python SDK (PyPI `mcp`), run by the interop test
-interop/test/example-mcp-server-python.test.mjs against the example MCP server and mandate.
+"""An MCP host built on the official MCP Python SDK (PyPI `mcp`), run by the interop tests
+interop/test/example-mcp-server-python.test.mjs (the example MCP server) and
+interop/test/mcp-python-gateway.test.mjs (`mandate gateway` in front of server-everything).
 
 It does what a desktop host does: connects to the MCP server with the SDK's OAuthClientProvider
 (401 -> RFC 9728 metadata -> the authorization server's metadata -> registration -> the person is
@@ -142,10 +143,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with Client(streamable_http_client(args.server, http_client=http)) as client:
             report["protocol_version"] = client.protocol_version
             report["tools"] = [t.name for t in (await client.list_tools()).tools]
-            report["whoami"] = tool_result(await client.call_tool("whoami", {}))
+            if args.whoami:
+                report["whoami"] = tool_result(await client.call_tool("whoami", {}))
             report["scope_before_echo"] = storage.tokens.scope if storage.tokens else None
-            report["echo"] = tool_result(await client.call_tool("echo", {"text": args.echo}))
-            report["whoami_after_echo"] = tool_result(await client.call_tool("whoami", {}))
+            report["echo"] = tool_result(await client.call_tool("echo", {args.echo_argument: args.echo}))
+            if args.whoami:
+                report["whoami_after_echo"] = tool_result(await client.call_tool("whoami", {}))
     report["authorize_urls"] = authorize_urls
     report["client_id"] = storage.client_info.client_id if storage.client_info else None
     report["scope"] = storage.tokens.scope if storage.tokens else None
@@ -159,6 +162,10 @@ def main() -> int:
     parser.add_argument("server", help="the MCP server's URL (its resource URI)")
     parser.add_argument("--client-name", default="Interop MCP host (Python SDK)")
     parser.add_argument("--echo", default="hello from the Python SDK")
+    # Other MCP servers (server-everything behind `mandate gateway`) have no `whoami`, and their
+    # `echo` takes `message`.
+    parser.add_argument("--echo-argument", default="text", help="the name of echo's argument")
+    parser.add_argument("--no-whoami", dest="whoami", action="store_false", help="do not call whoami")
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args()
     try:

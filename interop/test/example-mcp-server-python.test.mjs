@@ -13,66 +13,13 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { approveInChromium, launchChromium } from '../lib/chromium.mjs';
 import { EXAMPLE_NAME, startMandateWithExample } from '../lib/example-mcp.mjs';
-import { repoRoot } from '../lib/mandate.mjs';
+import { runPythonHost } from '../lib/python-host.mjs';
 
 // DEVELOPMENT FIXTURES for a throwaway server: not secrets.
 const ALICE = { username: 'alice', password: 'interop-alice-password-0123', email: 'alice@example.com' };
 const HOST_NAME = 'Interop MCP host (Python SDK)';
-const PYTHON = process.env.MCP_PYTHON || join(repoRoot, 'interop', '.venv', 'bin', 'python');
-const HOST = join(repoRoot, 'interop', 'python', 'mcp_host.py');
-
-/**
- * Runs the Python host against `server`; `onAuthorize(url)` plays the person for each
- * authorization URL it prints (one at a time). Resolves with its report.
- */
-function runPythonHost(server, onAuthorize, { timeoutMs = 90_000 } = {}) {
-  if (!existsSync(PYTHON)) {
-    throw new Error(`${PYTHON} is missing: bash scripts/install-test-deps.sh makes interop/.venv with the MCP Python SDK`);
-  }
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, [HOST, server, '--client-name', HOST_NAME], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    let report;
-    let failure;
-    let person = Promise.resolve();
-    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      failure ??= new Error(`the Python host did not finish in ${timeoutMs} ms`);
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      let message;
-      try {
-        message = JSON.parse(line);
-      } catch {
-        stderr += `(stdout) ${line}\n`;
-        return;
-      }
-      if (message.event === 'authorize') {
-        person = person.then(() => onAuthorize(new URL(message.url))).catch((e) => {
-          failure ??= e;
-          child.kill('SIGKILL');
-        });
-      } else if (message.event === 'report') {
-        report = message;
-      }
-    });
-    child.on('exit', async (code, signal) => {
-      clearTimeout(timer);
-      await person;
-      if (failure) return reject(Object.assign(failure, { message: `${failure.message}\n--- Python host stderr ---\n${stderr}` }));
-      if (code !== 0 || !report) return reject(new Error(`the Python host exited with ${code ?? signal}\n--- stderr ---\n${stderr}`));
-      resolve({ ...report, stderr });
-    });
-  });
-}
-
 const sorted = (s) => (s ?? '').split(' ').filter(Boolean).sort();
 
 describe('MCP Python SDK → the example MCP server → mandate', () => {
@@ -94,7 +41,7 @@ describe('MCP Python SDK → the example MCP server → mandate', () => {
     const approvals = [];
     let report;
     try {
-      report = await runPythonHost(mcp.resource, async (url) => {
+      report = await runPythonHost(mcp.resource, HOST_NAME, async (url) => {
         // The host's own loopback redirect URI, as it registered it.
         const redirectUri = url.searchParams.get('redirect_uri');
         assert.match(redirectUri, /^http:\/\/127\.0\.0\.1:\d+\/callback$/);
