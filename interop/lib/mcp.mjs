@@ -2,6 +2,7 @@
 // pieces acting as the OAuth protected resource in front of mandate, a fetch that records what the
 // SDK asks for, and the SDK client calls the tests make.
 
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import * as jose from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -162,4 +163,61 @@ export async function connect(mcp, authProvider, fetchFn) {
 export async function whoami(client) {
   const result = await client.callTool({ name: 'whoami', arguments: {} });
   return JSON.parse(result.content[0].text);
+}
+
+/**
+ * An MCP host's OAuth state for the TypeScript SDK's OAuthClientProvider, in memory: what the SDK
+ * saves it reads back; the authorization URLs it is sent to are kept for the test to play the
+ * person; `clientMetadataUrl` makes the SDK use a client ID metadata document.
+ */
+export class HostProvider {
+  constructor({ redirectUrl, clientMetadata, clientMetadataUrl }) {
+    this._redirectUrl = redirectUrl;
+    this._clientMetadata = clientMetadata;
+    if (clientMetadataUrl) this.clientMetadataUrl = clientMetadataUrl;
+    this._clientInformation = undefined;
+    this._tokens = undefined;
+    this._codeVerifier = undefined;
+    this.lastState = undefined;
+    this.authorizationUrls = [];
+    this.invalidated = [];
+  }
+  get redirectUrl() {
+    return this._redirectUrl;
+  }
+  get clientMetadata() {
+    return this._clientMetadata;
+  }
+  state() {
+    this.lastState = randomBytes(16).toString('base64url');
+    return this.lastState;
+  }
+  clientInformation() {
+    return this._clientInformation;
+  }
+  saveClientInformation(info) {
+    this._clientInformation = info;
+  }
+  tokens() {
+    return this._tokens;
+  }
+  saveTokens(tokens) {
+    this._tokens = tokens;
+  }
+  redirectToAuthorization(url) {
+    this.authorizationUrls.push(new URL(url));
+  }
+  saveCodeVerifier(v) {
+    this._codeVerifier = v;
+  }
+  codeVerifier() {
+    if (!this._codeVerifier) throw new Error('no code verifier saved');
+    return this._codeVerifier;
+  }
+  invalidateCredentials(scope) {
+    this.invalidated.push(scope);
+    if (scope === 'all' || scope === 'client') this._clientInformation = undefined;
+    if (scope === 'all' || scope === 'tokens') this._tokens = undefined;
+    if (scope === 'all' || scope === 'verifier') this._codeVerifier = undefined;
+  }
 }

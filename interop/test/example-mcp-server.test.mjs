@@ -17,14 +17,13 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import * as jose from 'jose';
 import { UnauthorizedError, discoverAuthorizationServerMetadata } from '@modelcontextprotocol/sdk/client/auth.js';
 import { ClientCredentialsProvider } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { approveInChromium, launchChromium, startCallbackServer } from '../lib/chromium.mjs';
 import { EXAMPLE_NAME, startMandateWithExample } from '../lib/example-mcp.mjs';
-import { mcpClient, mcpTransport, recordingFetch } from '../lib/mcp.mjs';
+import { HostProvider, mcpClient, mcpTransport, recordingFetch } from '../lib/mcp.mjs';
 
 // DEVELOPMENT FIXTURES for a throwaway server: not secrets.
 const ALICE = { username: 'alice', password: 'interop-alice-password-0123', email: 'alice@example.com' };
@@ -33,47 +32,6 @@ const READER = { client_id: 'interop-reader', client_secret: 'interop-reader-sec
 const HOST_NAME = 'Interop MCP host (TypeScript SDK)';
 
 /** An OAuthClientProvider as an interactive host keeps one, in memory; authorization URLs are collected. */
-class HostProvider {
-  constructor({ redirectUrl, clientMetadata }) {
-    Object.assign(this, { _redirectUrl: redirectUrl, _clientMetadata: clientMetadata, authorizationUrls: [] });
-  }
-  get redirectUrl() {
-    return this._redirectUrl;
-  }
-  get clientMetadata() {
-    return this._clientMetadata;
-  }
-  state() {
-    this.lastState = randomBytes(16).toString('base64url');
-    return this.lastState;
-  }
-  clientInformation() {
-    return this._clientInformation;
-  }
-  saveClientInformation(info) {
-    this._clientInformation = info;
-  }
-  tokens() {
-    return this._tokens;
-  }
-  saveTokens(tokens) {
-    this._tokens = tokens;
-  }
-  redirectToAuthorization(url) {
-    this.authorizationUrls.push(new URL(url));
-  }
-  saveCodeVerifier(v) {
-    this._codeVerifier = v;
-  }
-  codeVerifier() {
-    return this._codeVerifier;
-  }
-  invalidateCredentials(scope) {
-    if (scope === 'all' || scope === 'client') this._clientInformation = undefined;
-    if (scope === 'all' || scope === 'tokens') this._tokens = undefined;
-  }
-}
-
 const sorted = (s) => (s ?? '').split(' ').filter(Boolean).sort();
 
 describe('MCP TypeScript SDK → the example MCP server → mandate', () => {

@@ -24,14 +24,14 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createServer as createHttpsServer } from 'node:https';
 import * as jose from 'jose';
 import { UnauthorizedError, auth, discoverAuthorizationServerMetadata } from '@modelcontextprotocol/sdk/client/auth.js';
 import { InvalidClientMetadataError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { freePort, startMandate, withLogs } from '../lib/mandate.mjs';
 import { UserAgent, textById } from '../lib/agent.mjs';
-import { MCP_SCOPES, connect, mcpClient, mcpTransport, recordingFetch, startMcpServer, whoami } from '../lib/mcp.mjs';
+import { HostProvider, MCP_SCOPES, connect, mcpClient, mcpTransport, recordingFetch, startMcpServer, whoami } from '../lib/mcp.mjs';
 import { testCertificates } from '../lib/tls.mjs';
 
 // DEVELOPMENT FIXTURES for a throwaway server: not secrets.
@@ -46,58 +46,6 @@ const sorted = (s) => (s ?? '').split(' ').filter(Boolean).sort();
  * An OAuthClientProvider as an interactive MCP host keeps one, in memory: what the SDK saves it
  * reads back unchanged; the authorization URLs it is told to open are collected for the test.
  */
-class HostProvider {
-  constructor({ redirectUrl, clientMetadata, clientMetadataUrl }) {
-    this._redirectUrl = redirectUrl;
-    this._clientMetadata = clientMetadata;
-    if (clientMetadataUrl) this.clientMetadataUrl = clientMetadataUrl;
-    this._clientInformation = undefined;
-    this._tokens = undefined;
-    this._codeVerifier = undefined;
-    this.lastState = undefined;
-    this.authorizationUrls = [];
-    this.invalidated = [];
-  }
-  get redirectUrl() {
-    return this._redirectUrl;
-  }
-  get clientMetadata() {
-    return this._clientMetadata;
-  }
-  state() {
-    this.lastState = randomBytes(16).toString('base64url');
-    return this.lastState;
-  }
-  clientInformation() {
-    return this._clientInformation;
-  }
-  saveClientInformation(info) {
-    this._clientInformation = info;
-  }
-  tokens() {
-    return this._tokens;
-  }
-  saveTokens(tokens) {
-    this._tokens = tokens;
-  }
-  redirectToAuthorization(url) {
-    this.authorizationUrls.push(new URL(url));
-  }
-  saveCodeVerifier(v) {
-    this._codeVerifier = v;
-  }
-  codeVerifier() {
-    if (!this._codeVerifier) throw new Error('no code verifier saved');
-    return this._codeVerifier;
-  }
-  invalidateCredentials(scope) {
-    this.invalidated.push(scope);
-    if (scope === 'all' || scope === 'client') this._clientInformation = undefined;
-    if (scope === 'all' || scope === 'tokens') this._tokens = undefined;
-    if (scope === 'all' || scope === 'verifier') this._codeVerifier = undefined;
-  }
-}
-
 /**
  * A web site publishing client ID metadata documents over https on 127.0.0.1, counting every
  * request. `documents` maps a path to a function of the document's own URL returning the body.

@@ -22,7 +22,7 @@ import { UnauthorizedError, discoverAuthorizationServerMetadata } from '@modelco
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startMandate } from '../lib/mandate.mjs';
 import { launchChromium, startCallbackServer } from '../lib/chromium.mjs';
-import { recordingFetch } from '../lib/mcp.mjs';
+import { HostProvider, recordingFetch } from '../lib/mcp.mjs';
 import { gatewayResource, startEverything, startGateway, startKeyCheck } from '../lib/gateway.mjs';
 
 // DEVELOPMENT FIXTURES for throwaway servers: not secrets.
@@ -31,40 +31,6 @@ const API_KEY = `everything-key-${randomBytes(12).toString('hex')}`;
 const SCOPES = ['tools:read', 'tools:call'];
 
 /** An MCP host's OAuthClientProvider, in memory; the authorization URLs it must open are kept. */
-class HostProvider {
-  constructor({ redirectUrl, clientMetadata }) {
-    this.redirectUrl = redirectUrl;
-    this.clientMetadata = clientMetadata;
-    this.authorizationUrls = [];
-    this.lastState = undefined;
-  }
-  state() {
-    this.lastState = randomBytes(16).toString('base64url');
-    return this.lastState;
-  }
-  clientInformation() {
-    return this._client;
-  }
-  saveClientInformation(info) {
-    this._client = info;
-  }
-  tokens() {
-    return this._tokens;
-  }
-  saveTokens(tokens) {
-    this._tokens = tokens;
-  }
-  redirectToAuthorization(url) {
-    this.authorizationUrls.push(new URL(url));
-  }
-  saveCodeVerifier(v) {
-    this._verifier = v;
-  }
-  codeVerifier() {
-    return this._verifier;
-  }
-}
-
 describe('mandate gateway in front of server-everything, with the MCP TypeScript SDK', () => {
   let server;
   let everything;
