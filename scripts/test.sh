@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every test: formatting and lints, the Rust suites (each HTTP and storage test on SQLite and on a
 # fresh PostgreSQL database), and the interop suite on Node 22: oauth4webapi, openid-client, jose, the
-# MCP TypeScript and Python SDKs (also against the example MCP server), and Debian's Chromium
-# driven by playwright-core.
+# MCP TypeScript and Python SDKs (also against the example MCP server), Debian's Chromium driven by
+# playwright-core, and every client auth scenario of the MCP conformance suite against
+# examples/conformance-client (mandate-agent).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -18,4 +19,5 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --locked
 cargo nextest run --workspace --locked --no-fail-fast
-MANDATE_BIN="$PWD/target/debug/mandate" EXAMPLE_MCP_BIN="$PWD/target/debug/example-mcp-server" bash interop/run.sh
+MANDATE_BIN="$PWD/target/debug/mandate" EXAMPLE_MCP_BIN="$PWD/target/debug/example-mcp-server" \
+  CONFORMANCE_CLIENT_BIN="$PWD/target/debug/conformance-client" bash interop/run.sh
