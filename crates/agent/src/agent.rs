@@ -23,8 +23,9 @@ use crate::store::{CredentialStore, MemoryStore, Store, TokenKey};
 /// Which grant the agent uses with a person-less or person-present identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
-    /// Client credentials when the server offers that grant but not the authorization code and
-    /// the agent has credentials for it; otherwise the authorization code flow.
+    /// Client credentials when the agent has credentials for a server that offers that grant and
+    /// either does not offer the authorization code or no person is there
+    /// ([`AgentBuilder::interactive`] off); otherwise the authorization code flow.
     #[default]
     Auto,
     /// The authorization code flow: a person approves in a browser.
@@ -66,9 +67,17 @@ pub struct AgentBuilder {
     callback_timeout: Duration,
     extra_root_certificates: Vec<Vec<u8>>,
     identity_assertion: Option<IdentityAssertion>,
+    interactive: bool,
 }
 
 impl AgentBuilder {
+    /// Whether a person may be asked to authorize (on by default). Off, a flow that needs a
+    /// person fails with [`AgentError::LoginRequired`] instead: for scripts.
+    pub fn interactive(mut self, interactive: bool) -> Self {
+        self.interactive = interactive;
+        self
+    }
+
     /// The name the person sees on the consent page when the agent registers itself.
     pub fn client_name(mut self, name: impl Into<String>) -> Self {
         self.client_name = name.into();
@@ -229,6 +238,7 @@ impl Agent {
             callback_timeout: Duration::from_secs(300),
             extra_root_certificates: Vec::new(),
             identity_assertion: None,
+            interactive: true,
         }
     }
 
@@ -389,6 +399,23 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// Token exchange (RFC 8693) at the authorization server `issuer`, as the pre-registered
+    /// client that applies there.
+    pub async fn exchange(&self, issuer: &str, exchange: &Exchange<'_>) -> Result<TokenSet, AgentError> {
+        let metadata = discovery::discover_authorization_server(&self.http, issuer).await?;
+        if metadata.grant_types_supported.is_some() && !metadata.supports_grant(grant::GRANT_TOKEN_EXCHANGE) {
+            return Err(AgentError::GrantNotSupported { issuer: metadata.issuer.clone(), grant: "token-exchange" });
+        }
+        let client = self
+            .config
+            .preregistered
+            .iter()
+            .find(|p| p.applies_to(&metadata.issuer))
+            .ok_or_else(|| AgentError::NoClientIdentity { issuer: metadata.issuer.clone() })?
+            .identity(&metadata)?;
+        grant::token_exchange(&self.http, &metadata, &client, exchange).await
     }
 
     /// Drops the cached tokens for `server_url` (all of them when `None`); revokes refresh
@@ -559,11 +586,12 @@ impl Agent {
                 true
             }
             Mode::Interactive => false,
+            // Without a person (not interactive) a confidential client acts for itself.
             Mode::Auto => {
                 has_credentials
                     && metadata.grant_types_supported.is_some()
                     && metadata.supports_grant("client_credentials")
-                    && !metadata.supports_grant("authorization_code")
+                    && (!metadata.supports_grant("authorization_code") || !self.config.interactive)
             }
         })
     }
@@ -574,6 +602,12 @@ impl Agent {
         scope: Option<&str>,
     ) -> Result<(ClientIdentity, TokenSet), AgentError> {
         let metadata = &discovery.metadata;
+        if !self.config.interactive {
+            return Err(AgentError::LoginRequired {
+                issuer: metadata.issuer.clone(),
+                resource: discovery.resource.clone(),
+            });
+        }
         let stored = self.store.client(&metadata.issuer)?;
         let port = stored
             .as_ref()

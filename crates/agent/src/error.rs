@@ -76,6 +76,10 @@ pub enum AgentError {
     Key(String),
     #[error("token cache {path}: {reason}")]
     Store { path: String, reason: String },
+    #[error(
+        "no usable token for {resource} from {issuer}, and signing in needs a person: run `mandate agent login {resource}` first"
+    )]
+    LoginRequired { issuer: String, resource: String },
     #[error("token: {0}")]
     Token(String),
 }

@@ -45,7 +45,7 @@ pub use challenge::Challenge;
 pub use client::{ClientIdentity, PreRegistered};
 pub use discovery::Discovery;
 pub use error::{AgentError, OAuthError};
-pub use grant::TokenSet;
+pub use grant::{Exchange, TokenSet};
 pub use key::ClientKey;
 pub use store::{CredentialStore, FileStore, MemoryStore, TokenKey};
 

@@ -1,6 +1,7 @@
 //! `mandate`: the authorization server, the gateway and the admin commands. Logic lives in the libraries;
 //! this file parses arguments, sets up logging and turns errors into one clear line.
 
+mod agent;
 mod gateway;
 mod users;
 
@@ -32,6 +33,10 @@ enum Command {
     /// checks mandate's tokens (resource, scopes), serves the protected resource metadata, and
     /// forwards to the upstream without the agent's token, with the upstream's own credential.
     Gateway(Box<gateway::GatewayArgs>),
+    /// The agent side: sign in for an MCP server, print tokens for scripts, client credentials,
+    /// token exchange, log out, and inspect tokens. Discovery, registration and the grants are
+    /// mandate-agent's; nobody writes OAuth code.
+    Agent(Box<agent::AgentArgs>),
     /// Check a configuration file (and MANDATE_* variables) without starting.
     CheckConfig { file: PathBuf },
     /// Manage signing keys.
@@ -110,6 +115,13 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Warnings only, unless RUST_LOG says otherwise: the agent's output is for people and scripts.
+fn init_agent_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve { config } => {
@@ -122,6 +134,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Gateway(args) => gateway::run(*args).await,
+        Command::Agent(args) => {
+            init_agent_logging();
+            agent::run(*args).await
+        }
         Command::CheckConfig { file } => {
             let s = settings(Some(&file))?;
             for w in &s.warnings {
