@@ -2,6 +2,7 @@
 
 mod common;
 
+mod agent_sdk;
 mod attestation;
 mod authorize;
 mod code_flow;

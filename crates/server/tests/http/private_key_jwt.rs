@@ -85,7 +85,7 @@ fn inline_client(id: &str, set: &Value) -> String {
 }
 
 /// A JSON value as a TOML inline value (objects → inline tables).
-fn toml_inline(v: &Value) -> String {
+pub(crate) fn toml_inline(v: &Value) -> String {
     match v {
         Value::Object(map) => {
             let fields: Vec<String> = map.iter().map(|(k, v)| format!("{k} = {}", toml_inline(v))).collect();
