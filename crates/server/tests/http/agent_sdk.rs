@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 use std::sync::Mutex as StdMutex;
-use std::time::Duration;
 
 use mandate_agent::rmcp::AuthorizedHttpClient;
 use mandate_agent::{Agent, AgentError, ClientKey, MemoryStore, Mode, PreRegistered};
@@ -16,11 +15,10 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::common::browser::{ALICE_PASSWORD, Browser, delegation_config};
-use crate::common::{AGENT_SECRET, Backend, Options, TestServer, fresh_database};
+use crate::common::{AGENT_SECRET, Backend, Options, TestServer, fresh_database, serve_example_mcp};
 
 struct Setup {
     server: TestServer,
@@ -37,21 +35,8 @@ async fn setup(backend: Backend, extra_config: &str) -> Setup {
         delegation_config()
     );
     let server = TestServer::start_on(fresh_database(backend).await, Options { config, ..Options::default() }).await;
-    let rs = example_mcp_server::resource_server(&server.issuer, &mcp).unwrap();
-    let stop = CancellationToken::new();
-    let app = example_mcp_server::app(&rs, stop.clone());
-    let shutdown = stop.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await.unwrap()
-    });
-    let origin = mcp.trim_end_matches("/mcp").to_owned();
-    for _ in 0..100 {
-        if reqwest::get(format!("{origin}/readyz")).await.unwrap().status() == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Setup { server, mcp: Url::parse(&mcp).unwrap(), _stop: stop.drop_guard() }
+    let stop = serve_example_mcp(listener, &server.issuer, &mcp).await;
+    Setup { server, mcp: Url::parse(&mcp).unwrap(), _stop: stop }
 }
 
 /// alice at a browser: signs in when asked, approves every consent page, and lets the redirect
@@ -98,21 +83,26 @@ async fn call(client: &RunningService<RoleClient, ()>, tool: &str, args: Value) 
     client.call_tool(params).await.unwrap_or_else(|e| panic!("{tool}: {e}"))
 }
 
-fn scope_of(url: &Url) -> String {
-    url.query_pairs().find(|(k, _)| k == "scope").map(|(_, v)| v.into_owned()).unwrap_or_default()
-}
-
-async fn a_person_authorizes_through_the_pages_and_steps_up_for_echo(backend: Backend) {
-    let s = setup(backend, "").await;
+/// An agent (dynamically registered, tokens in memory) whose person is [`Alice`]; and the
+/// authorization URLs she is shown.
+fn for_alice(s: &Setup) -> (Arc<Agent>, Arc<StdMutex<Vec<Url>>>) {
     let shown = Arc::new(StdMutex::new(Vec::new()));
     let alice = Alice {
         browser: tokio::sync::Mutex::new(Browser::new()),
         issuer: s.server.issuer.to_string(),
         shown: shown.clone(),
     };
-    let agent = Arc::new(
-        Agent::builder().client_name("SDK test agent").browser(alice).store(MemoryStore::default()).build().unwrap(),
-    );
+    let agent = Agent::builder().client_name("SDK test agent").browser(alice).store(MemoryStore::default());
+    (Arc::new(agent.build().unwrap()), shown)
+}
+
+fn scope_of(url: &Url) -> String {
+    url.query_pairs().find(|(k, _)| k == "scope").map(|(_, v)| v.into_owned()).unwrap_or_default()
+}
+
+async fn a_person_authorizes_through_the_pages_and_steps_up_for_echo(backend: Backend) {
+    let s = setup(backend, "").await;
+    let (agent, shown) = for_alice(&s);
     let client = connect(agent.clone(), &s.mcp).await;
     let me = call(&client, "whoami", json!({})).await.structured_content.unwrap();
     assert_eq!(me["subject"], "alice");
@@ -144,13 +134,7 @@ async fn a_person_authorizes_through_the_pages_and_steps_up_for_echo(backend: Ba
 
 async fn a_rejected_token_is_replaced_by_a_refresh_without_the_person(backend: Backend) {
     let s = setup(backend, "").await;
-    let shown = Arc::new(StdMutex::new(Vec::new()));
-    let alice = Alice {
-        browser: tokio::sync::Mutex::new(Browser::new()),
-        issuer: s.server.issuer.to_string(),
-        shown: shown.clone(),
-    };
-    let agent = Arc::new(Agent::builder().browser(alice).store(MemoryStore::default()).build().unwrap());
+    let (agent, shown) = for_alice(&s);
     let tokens = agent.token(&s.mcp).await.unwrap();
     assert!(tokens.refresh_token.is_some(), "offline_access brings a refresh token");
 
@@ -166,19 +150,16 @@ async fn a_rejected_token_is_replaced_by_a_refresh_without_the_person(backend: B
     assert_eq!(introspected["aud"], s.mcp.as_str());
 }
 
+/// An agent acting for itself as the pre-registered `client_id`.
+fn acting_for_itself(client_id: &str, client_secret: Option<&str>, key: Option<ClientKey>) -> Agent {
+    let client =
+        PreRegistered { issuer: None, client_id: client_id.into(), client_secret: client_secret.map(Into::into), key };
+    Agent::builder().mode(Mode::ClientCredentials).pre_registered(client).build().unwrap()
+}
+
 async fn client_credentials_with_a_secret_step_up_by_asking_again(backend: Backend) {
     let s = setup(backend, "").await;
-    let agent = Agent::builder()
-        .mode(Mode::ClientCredentials)
-        .pre_registered(PreRegistered {
-            issuer: Some(s.server.issuer.to_string()),
-            client_id: "build-agent".into(),
-            client_secret: Some(AGENT_SECRET.into()),
-            key: None,
-        })
-        .build()
-        .unwrap();
-    let client = connect(Arc::new(agent), &s.mcp).await;
+    let client = connect(Arc::new(acting_for_itself("build-agent", Some(AGENT_SECRET), None)), &s.mcp).await;
     let me = call(&client, "whoami", json!({})).await.structured_content.unwrap();
     assert_eq!(me["subject"], "build-agent");
     assert_eq!(me["scopes"], json!(["tools:read"]));
@@ -218,16 +199,7 @@ async fn client_credentials_with_private_key_jwt(backend: Backend) {
     client.cancel().await.unwrap();
 
     // Another key signing as key-agent is refused: the server verifies the assertion.
-    let impostor = Agent::builder()
-        .pre_registered(PreRegistered {
-            issuer: None,
-            client_id: "key-agent".into(),
-            client_secret: None,
-            key: Some(ClientKey::generate_es256().unwrap()),
-        })
-        .mode(Mode::ClientCredentials)
-        .build()
-        .unwrap();
+    let impostor = acting_for_itself("key-agent", None, Some(ClientKey::generate_es256().unwrap()));
     let err = impostor.token(&s.mcp).await.unwrap_err();
     assert_eq!(err.oauth_error().map(|e| e.error.as_str()), Some("invalid_client"), "{err}");
 }

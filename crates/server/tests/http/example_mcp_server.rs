@@ -4,8 +4,6 @@
 //! calling `whoami` and `echo`, the 403 step-up challenge for `echo` without `tools:call`, the
 //! delegation chain of an `act` claim, and unknown JSON-RPC methods answered with JSON-RPC errors.
 
-use std::time::Duration;
-
 use mandate_core::jose::ACCESS_TOKEN_TYP;
 use rmcp::model::{CallToolRequestParams, ClientRequest, CustomRequest};
 use rmcp::service::{RunningService, ServiceError};
@@ -13,9 +11,8 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
-use crate::common::{AGENT_SECRET, Backend, MCP, Options, TestServer, base_config, fresh_database};
+use crate::common::{AGENT_SECRET, Backend, MCP, Options, TestServer, base_config, fresh_database, serve_example_mcp};
 
 /// mandate, and the example server in-process on its own port, configured for each other.
 struct Setup {
@@ -38,25 +35,9 @@ async fn setup(backend: Backend) -> Setup {
     );
     let server = TestServer::start_on(fresh_database(backend).await, Options { config, ..Options::default() }).await;
 
-    let rs = example_mcp_server::resource_server(&server.issuer, &mcp).unwrap();
-    let stop = CancellationToken::new();
-    let app = example_mcp_server::app(&rs, stop.clone());
-    let shutdown = stop.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await.unwrap()
-    });
+    let stop = serve_example_mcp(listener, &server.issuer, &mcp).await;
     let http = reqwest::Client::new();
-    // /readyz turns 200 once the example has loaded mandate's keys.
-    let mut ready = false;
-    for _ in 0..100 {
-        if http.get(format!("{origin}/readyz")).send().await.unwrap().status() == 200 {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "the example server never loaded mandate's keys");
-    Setup { server, mcp, origin, http, _stop: stop.drop_guard() }
+    Setup { server, mcp, origin, http, _stop: stop }
 }
 
 impl Setup {

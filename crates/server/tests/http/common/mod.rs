@@ -243,3 +243,28 @@ pub fn decode_unverified(token: &str) -> (Value, Value) {
     (decode(parts[0]), decode(parts[1]))
 }
 pub mod browser;
+
+/// Serves the example MCP server (examples/mcp-server) in-process on `listener` for the resource
+/// `mcp`, trusting `issuer`, until the returned guard drops; returns once /readyz says it has
+/// loaded the issuer's keys.
+pub async fn serve_example_mcp(listener: TcpListener, issuer: &str, mcp: &str) -> tokio_util::sync::DropGuard {
+    let rs = example_mcp_server::resource_server(issuer, mcp).unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let app = example_mcp_server::app(&rs, stop.clone());
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await.unwrap()
+    });
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if http.get(format!("{origin}/readyz")).send().await.unwrap().status() == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "the example server never loaded mandate's keys");
+    stop.drop_guard()
+}
