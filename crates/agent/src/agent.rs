@@ -401,6 +401,44 @@ impl Agent {
         }
     }
 
+    /// Sends `request` (to the MCP server or any resource at `server_url`) with the agent's token
+    /// as `Authorization: Bearer`, answering 401 and 403 `insufficient_scope` as
+    /// [`Agent::authorized`] does; the request is replayed after a new authorization, so its body
+    /// must not be a stream.
+    pub async fn send(
+        &self,
+        server_url: &Url,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, CallError<reqwest::Error>> {
+        if request.try_clone().is_none() {
+            return Err(AgentError::RequestNotReplayable.into());
+        }
+        self.authorized(server_url, |token| {
+            let request = request.try_clone().expect("checked above");
+            async move {
+                let request = match token {
+                    Some(token) => request.bearer_auth(token),
+                    None => request,
+                };
+                let response = match request.send().await {
+                    Ok(response) => response,
+                    Err(e) => return Attempt::Failed(e),
+                };
+                let challenge = response
+                    .headers()
+                    .get(reqwest::header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                match (response.status().as_u16(), challenge) {
+                    (401, Some(header)) => Attempt::Unauthorized(header),
+                    (403, Some(header)) => Attempt::Forbidden(header),
+                    _ => Attempt::Done(response),
+                }
+            }
+        })
+        .await
+    }
+
     /// Token exchange (RFC 8693) at the authorization server `issuer`, as the pre-registered
     /// client that applies there.
     pub async fn exchange(&self, issuer: &str, exchange: &Exchange<'_>) -> Result<TokenSet, AgentError> {

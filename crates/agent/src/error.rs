@@ -80,6 +80,8 @@ pub enum AgentError {
         "no usable token for {resource} from {issuer}, and signing in needs a person: run `mandate agent login {resource}` first"
     )]
     LoginRequired { issuer: String, resource: String },
+    #[error("the request has a streaming body, which cannot be sent again after an authorization")]
+    RequestNotReplayable,
     #[error("token: {0}")]
     Token(String),
 }

@@ -166,6 +166,17 @@ async fn client_credentials_with_a_secret_step_up_by_asking_again(backend: Backe
     let echoed = call(&client, "echo", json!({ "text": "cc" })).await;
     assert_eq!(echoed.content[0].as_text().unwrap().text, "cc");
     client.cancel().await.unwrap();
+
+    // Plain reqwest through Agent::send: the same challenges answered, for any HTTP call.
+    let agent = acting_for_itself("build-agent", Some(AGENT_SECRET), None);
+    let request = reqwest::Client::new()
+        .post(s.mcp.as_str())
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "echo", "arguments": { "text": "raw" } } }));
+    let response = agent.send(&s.mcp, request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["result"]["content"][0]["text"], "raw", "{answer}");
 }
 
 async fn client_credentials_with_private_key_jwt(backend: Backend) {
