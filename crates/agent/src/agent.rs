@@ -646,6 +646,10 @@ impl Agent {
                 resource: discovery.resource.clone(),
             });
         }
+        // Refuse before registering anything at a server that does not advertise PKCE S256.
+        if !metadata.supports_s256() && !discovery.synthesized {
+            return Err(AgentError::PkceNotSupported { issuer: metadata.issuer.clone() });
+        }
         let stored = self.store.client(&metadata.issuer)?;
         let port = stored
             .as_ref()
