@@ -14,16 +14,23 @@ pub enum GrantType {
     AuthorizationCode,
     ClientCredentials,
     RefreshToken,
+    /// RFC 8693 token exchange.
+    TokenExchange,
+    /// RFC 7523 §2.1: a JWT authorization grant (ID-JAGs, identity chaining).
+    JwtBearer,
 }
 
 impl GrantType {
-    pub const ALL: &'static [GrantType] = &[Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken];
+    pub const ALL: &'static [GrantType] =
+        &[Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken, Self::TokenExchange, Self::JwtBearer];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AuthorizationCode => "authorization_code",
             Self::ClientCredentials => "client_credentials",
             Self::RefreshToken => "refresh_token",
+            Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
+            Self::JwtBearer => "urn:ietf:params:oauth:grant-type:jwt-bearer",
         }
     }
 }
@@ -35,7 +42,9 @@ impl fmt::Display for GrantType {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unsupported grant type {0:?} (supported: authorization_code, client_credentials, refresh_token)")]
+#[error(
+    "unsupported grant type {0:?} (supported: authorization_code, client_credentials, refresh_token, urn:ietf:params:oauth:grant-type:token-exchange, urn:ietf:params:oauth:grant-type:jwt-bearer)"
+)]
 pub struct UnknownGrantType(pub String);
 
 impl FromStr for GrantType {

@@ -168,6 +168,9 @@ pub struct AccessTokenClaims {
     /// authentication); absent when the client presented no attestation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attestation: Option<crate::attestation::AttestationClaim>,
+    /// RFC 8693 §4.1: the chain of actors of a delegated token (token exchange).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<crate::act::Actor>,
 }
 
 /// Why a token is not one of ours, or no longer valid. Never shown to clients in detail.
@@ -284,6 +287,7 @@ mod tests {
             iat: now,
             exp: now + 300,
             attestation: None,
+            act: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! attestations, plus the
 //! injected clock and random source every piece of logic takes instead of ambient ones.
 
+pub mod act;
 pub mod assertion;
 pub mod attestation;
 pub mod audit;
@@ -23,6 +24,7 @@ pub mod software_statement;
 mod test_keys;
 pub mod user;
 
+pub use act::Actor;
 pub use audit::{AuditEvent, AuditKind};
 pub use client::{Client, GrantType, TokenEndpointAuthMethod};
 pub use clock::{Clock, MockClock, SystemClock, UnixTime};

@@ -16,6 +16,7 @@ pub mod keyring;
 pub mod minting;
 pub mod seed;
 pub mod state;
+pub mod trusted;
 pub mod web;
 
 pub use app::{Parts, Running, StartError, prepare, router, serve, start};

@@ -27,6 +27,10 @@ pub struct Issuance<'a> {
     /// The verified client attestation (its attester and attested runtime), if the client
     /// presented one; it becomes the token's `attestation` claim.
     pub attestation: Option<&'a AttestationClaim>,
+    /// RFC 8693: the chain of actors, for a delegated token.
+    pub act: Option<&'a mandate_core::Actor>,
+    /// The token may not outlive this (an exchanged token, its subject token).
+    pub not_after: Option<mandate_core::UnixTime>,
 }
 
 pub fn mint_access_token(state: &AppState, issuance: &Issuance<'_>) -> Result<MintedAccessToken, OAuthError> {
@@ -39,8 +43,9 @@ pub fn mint_access_token(state: &AppState, issuance: &Issuance<'_>) -> Result<Mi
         scope: (!issuance.scope.is_empty()).then(|| issuance.scope.to_string()),
         jti: state.rng.token(JTI_BYTES),
         iat: now,
-        exp: now + state.settings.access_token_ttl.as_secs() as i64,
+        exp: issuance.not_after.unwrap_or(i64::MAX).min(now + state.settings.access_token_ttl.as_secs() as i64),
         attestation: issuance.attestation.cloned(),
+        act: issuance.act.cloned(),
     };
     let keys = state.keyring.current();
     let token = keys.active.sign(ACCESS_TOKEN_TYP, &claims).map_err(|e| {

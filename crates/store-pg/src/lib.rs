@@ -79,6 +79,7 @@ fn bind_client<'q>(
 pub mod testing;
 
 mod delegation;
+mod lineage;
 mod registration;
 mod replay;
 
@@ -326,11 +327,24 @@ impl RevocationStore for PgStore {
     }
 
     async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool> {
-        let found: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM revoked_tokens WHERE jti = $1
+        // The token and everything it was exchanged from (subject and actor tokens, all the way
+        // up): revoked itself, or issued from a revoked grant.
+        let found: Option<i64> = sqlx::query_scalar(
+            "WITH RECURSIVE ancestors(jti) AS (
+                 SELECT CAST($1 AS TEXT)
+                 UNION
+                 SELECT CASE WHEN n.k = 0 THEN l.parent_jti ELSE l.actor_jti END
+                 FROM token_lineage l
+                 JOIN ancestors a ON l.jti = a.jti
+                 JOIN (SELECT 0 AS k UNION ALL SELECT 1) n ON TRUE
+                 WHERE (CASE WHEN n.k = 0 THEN l.parent_jti ELSE l.actor_jti END) IS NOT NULL
+             )
+             SELECT CAST(1 AS BIGINT) FROM ancestors a JOIN revoked_tokens r ON r.jti = a.jti
              UNION ALL
-             SELECT 1 FROM issued_access_tokens a JOIN grants g ON g.grant_id = a.grant_id
-             WHERE a.jti = $1 AND g.revoked_at IS NOT NULL
+             SELECT CAST(1 AS BIGINT) FROM ancestors a
+             JOIN issued_access_tokens t ON t.jti = a.jti
+             JOIN grants g ON g.grant_id = t.grant_id
+             WHERE g.revoked_at IS NOT NULL
              LIMIT 1",
         )
         .bind(jti)

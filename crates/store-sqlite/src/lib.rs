@@ -79,6 +79,7 @@ fn bind_client<'q>(
 }
 
 mod delegation;
+mod lineage;
 mod registration;
 mod replay;
 
@@ -315,14 +316,26 @@ impl RevocationStore for SqliteStore {
     }
 
     async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool> {
+        // The token and everything it was exchanged from (subject and actor tokens, all the way
+        // up): revoked itself, or issued from a revoked grant.
         let found: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM revoked_tokens WHERE jti = ?
+            "WITH RECURSIVE ancestors(jti) AS (
+                 SELECT CAST(?1 AS TEXT)
+                 UNION
+                 SELECT CASE WHEN n.k = 0 THEN l.parent_jti ELSE l.actor_jti END
+                 FROM token_lineage l
+                 JOIN ancestors a ON l.jti = a.jti
+                 JOIN (SELECT 0 AS k UNION ALL SELECT 1) n ON TRUE
+                 WHERE (CASE WHEN n.k = 0 THEN l.parent_jti ELSE l.actor_jti END) IS NOT NULL
+             )
+             SELECT CAST(1 AS BIGINT) FROM ancestors a JOIN revoked_tokens r ON r.jti = a.jti
              UNION ALL
-             SELECT 1 FROM issued_access_tokens a JOIN grants g ON g.grant_id = a.grant_id
-             WHERE a.jti = ? AND g.revoked_at IS NOT NULL
+             SELECT CAST(1 AS BIGINT) FROM ancestors a
+             JOIN issued_access_tokens t ON t.jti = a.jti
+             JOIN grants g ON g.grant_id = t.grant_id
+             WHERE g.revoked_at IS NOT NULL
              LIMIT 1",
         )
-        .bind(jti)
         .bind(jti)
         .fetch_optional(&self.pool)
         .await?;

@@ -10,7 +10,7 @@ use mandate_core::{
 
 use crate::{
     AuthorizationCode, AuthorizationRequest, BrowserSession, CodeRedemption, Consent, Grant, RefreshToken, RefreshUse,
-    Registration, Store, StoredKey,
+    Registration, Store, StoredKey, TokenRecord,
 };
 
 /// Generates one `#[tokio::test]` per contract check; `$make` is an async expression giving a
@@ -34,7 +34,8 @@ macro_rules! contract_tests {
             updating_a_registration_replaces_client_and_metadata,
             purge_drops_only_unused_registered_clients, grant_attestation_round_trips_and_binds_once,
             attestation_challenge_is_taken_once, racing_challenge_takes_have_one_winner,
-            purge_drops_expired_attestation_challenges);
+            purge_drops_expired_attestation_challenges, lineage_round_trips_and_lists_children,
+            revoking_a_token_revokes_what_was_exchanged_from_it);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -858,4 +859,75 @@ pub async fn purge_drops_expired_attestation_challenges(store: &dyn Store) {
     store.put_attestation_challenge("new", now + 1).await.unwrap();
     assert_eq!(store.purge_expired_delegation(now).await.unwrap(), 1, "only the expired challenge");
     assert!(store.take_attestation_challenge("new", now).await.unwrap(), "a live challenge is kept");
+}
+
+fn token_record(
+    jti: &str,
+    parent: Option<&str>,
+    actor: Option<&str>,
+    grant: Option<&str>,
+    issued_at: i64,
+) -> TokenRecord {
+    TokenRecord {
+        jti: jti.to_owned(),
+        kind: "access_token".into(),
+        parent_jti: parent.map(str::to_owned),
+        actor_jti: actor.map(str::to_owned),
+        grant_id: grant.map(str::to_owned),
+        subject: "alice".into(),
+        client_id: format!("client-of-{jti}"),
+        audience: "https://mcp.example/mcp".into(),
+        scope: Some("tools:read".into()),
+        act: parent.map(|_| r#"{"sub":"agent-a"}"#.to_owned()),
+        issued_at,
+        expires_at: issued_at + 300,
+    }
+}
+
+pub async fn lineage_round_trips_and_lists_children(store: &dyn Store) {
+    let root = token_record("t0", None, None, Some("g1"), 100);
+    store.record_token(&root).await.unwrap();
+    store.record_token(&root).await.unwrap();
+    store.record_token(&token_record("t1", Some("t0"), None, None, 110)).await.unwrap();
+    store.record_token(&token_record("t2", Some("t9"), Some("t0"), None, 120)).await.unwrap();
+    store.record_token(&token_record("t3", Some("t1"), None, None, 130)).await.unwrap();
+    assert_eq!(store.get_token_record("t0").await.unwrap(), Some(root));
+    assert_eq!(store.get_token_record("nope").await.unwrap(), None);
+    let children: Vec<String> = store.token_children("t0").await.unwrap().into_iter().map(|r| r.jti).collect();
+    assert_eq!(children, ["t1", "t2"], "as subject token and as actor token, oldest first");
+    let t1 = store.get_token_record("t1").await.unwrap().unwrap();
+    assert_eq!(t1.act.as_deref(), Some(r#"{"sub":"agent-a"}"#));
+    let of_grant: Vec<String> = store.tokens_of_grant("g1").await.unwrap().into_iter().map(|r| r.jti).collect();
+    assert_eq!(of_grant, ["t0"]);
+}
+
+pub async fn revoking_a_token_revokes_what_was_exchanged_from_it(store: &dyn Store) {
+    // g1 → a0 → a1 → a2 (subject chain); b0 acts in a2; c0 → c1 is a sibling chain.
+    store.put_grant(&grant("g1", "alice", "desktop-app")).await.unwrap();
+    store.record_access_token("a0", "g1", 1000).await.unwrap();
+    store.record_token(&token_record("a0", None, None, Some("g1"), 100)).await.unwrap();
+    store.record_token(&token_record("a1", Some("a0"), None, None, 110)).await.unwrap();
+    store.record_token(&token_record("b0", None, None, None, 111)).await.unwrap();
+    store.record_token(&token_record("a2", Some("a1"), Some("b0"), None, 120)).await.unwrap();
+    store.record_token(&token_record("c0", None, None, None, 100)).await.unwrap();
+    store.record_token(&token_record("c1", Some("c0"), None, None, 110)).await.unwrap();
+    for jti in ["a0", "a1", "a2", "b0", "c0", "c1"] {
+        assert!(!store.is_access_token_revoked(jti).await.unwrap(), "{jti} is live");
+    }
+
+    store.revoke_access_token("a1", 1000, 200).await.unwrap();
+    assert!(!store.is_access_token_revoked("a0").await.unwrap(), "the parent stays live");
+    assert!(store.is_access_token_revoked("a1").await.unwrap());
+    assert!(store.is_access_token_revoked("a2").await.unwrap(), "the subtree goes with it");
+    assert!(!store.is_access_token_revoked("b0").await.unwrap(), "the actor's own token is not a descendant");
+    assert!(!store.is_access_token_revoked("c1").await.unwrap(), "a sibling chain lives on");
+
+    store.revoke_access_token("b0", 1000, 210).await.unwrap();
+    store.revoke_access_token("c0", 1000, 210).await.unwrap();
+    assert!(store.is_access_token_revoked("c1").await.unwrap());
+    // Revoking the grant reaches tokens exchanged from its tokens.
+    store.record_token(&token_record("a3", Some("a0"), None, None, 130)).await.unwrap();
+    assert!(!store.is_access_token_revoked("a3").await.unwrap());
+    store.revoke_grant("g1", 300).await.unwrap();
+    assert!(store.is_access_token_revoked("a3").await.unwrap());
 }

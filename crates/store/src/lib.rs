@@ -151,10 +151,45 @@ pub trait KeyStore: Send + Sync {
 pub trait RevocationStore: Send + Sync {
     /// Records a revoked access token until it would have expired anyway. Idempotent.
     async fn revoke_access_token(&self, jti: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<()>;
-    /// Revoked itself, or issued from a grant that has been revoked since.
+    /// Revoked itself; issued from a grant that has been revoked since; or exchanged (RFC 8693)
+    /// from a subject or actor token for which either holds, however far up the chain.
     async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool>;
     /// Drops revocations of tokens that have expired; returns how many.
     async fn purge_expired_revocations(&self, now: UnixTime) -> StoreResult<u64>;
+}
+
+/// One issued token in its chain of custody (the token itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TokenRecord {
+    pub jti: String,
+    /// `access_token`, or the token type of an assertion issued for another server.
+    pub kind: String,
+    /// The subject token of a token exchange.
+    pub parent_jti: Option<String>,
+    /// The actor token of a token exchange.
+    pub actor_jti: Option<String>,
+    /// The grant of a code or refresh.
+    pub grant_id: Option<String>,
+    pub subject: String,
+    pub client_id: String,
+    pub audience: String,
+    pub scope: Option<String>,
+    /// The `act` claim, as JSON text.
+    pub act: Option<String>,
+    pub issued_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// Where every token came from: the lineage shown by `mandate audit lineage` and the admin API,
+/// and followed by revocation (a token is inactive when anything it derives from is revoked).
+#[async_trait]
+pub trait LineageStore: Send + Sync {
+    async fn record_token(&self, record: &TokenRecord) -> StoreResult<()>;
+    async fn get_token_record(&self, jti: &str) -> StoreResult<Option<TokenRecord>>;
+    /// Tokens exchanged from `jti`, as subject token or as actor token, oldest first.
+    async fn token_children(&self, jti: &str) -> StoreResult<Vec<TokenRecord>>;
+    /// Tokens issued from a grant (codes and refreshes), oldest first.
+    async fn tokens_of_grant(&self, grant_id: &str) -> StoreResult<Vec<TokenRecord>>;
 }
 
 #[async_trait]
@@ -243,6 +278,7 @@ pub trait Store:
     + ReplayStore
     + AttestationChallengeStore
     + RegistrationStore
+    + LineageStore
 {
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;

@@ -203,6 +203,12 @@ impl ClientMetadata {
             if grant == GrantType::ClientCredentials && method == TokenEndpointAuthMethod::None {
                 return Err(bad("a public client cannot use client_credentials"));
             }
+            if grant == GrantType::TokenExchange {
+                return Err(bad("token exchange is for clients an administrator registered"));
+            }
+            if grant == GrantType::JwtBearer && method == TokenEndpointAuthMethod::None {
+                return Err(bad("the JWT bearer grant needs an authenticated client (private_key_jwt)"));
+            }
             if !grant_types.contains(&grant) {
                 grant_types.push(grant);
             }

@@ -43,7 +43,7 @@ pub async fn metadata(state: &AppState) -> Result<Value, Failure> {
         "jwks_uri": issuer.endpoint("/jwks.json"),
         "introspection_endpoint": issuer.endpoint("/introspect"),
         "revocation_endpoint": issuer.endpoint("/revoke"),
-        "grant_types_supported": state.grants.supported(),
+        "grant_types_supported": grant_types_supported(state),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "token_endpoint_auth_methods_supported": auth_methods,
@@ -70,6 +70,17 @@ pub async fn metadata(state: &AppState) -> Result<Value, Failure> {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
     });
+    let custody = &state.settings.custody;
+    if !custody.chaining_targets.is_empty() {
+        // As identity provider and as the source of identity-chaining grants.
+        document["identity_chaining_requested_token_types_supported"] =
+            json!([crate::grants::presented::ID_JAG, crate::grants::presented::JWT]);
+    }
+    if !custody.trusted_issuers.is_empty() {
+        // As resource authorization server: ID-JAGs redeemed with the jwt-bearer grant. The
+        // trusted issuers themselves are not revealed.
+        document["authorization_grant_profiles_supported"] = json!(["urn:ietf:params:oauth:grant-profile:id-jag"]);
+    }
     if state.settings.registration.dynamic {
         document["registration_endpoint"] = json!(issuer.endpoint("/register"));
     }
@@ -83,4 +94,12 @@ pub async fn metadata(state: &AppState) -> Result<Value, Failure> {
         document["client_attestation_pop_methods_supported"] = json!([mandate_core::attestation::POP_METHOD, "none"]);
     }
     Ok(document)
+}
+
+/// Every grant the server implements, but the JWT bearer grant only when some issuer is trusted
+/// for it.
+fn grant_types_supported(state: &AppState) -> Vec<&'static str> {
+    let jwt_bearer = mandate_core::GrantType::JwtBearer.as_str();
+    let offered = !state.settings.custody.trusted_issuers.is_empty();
+    state.grants.supported().into_iter().filter(|g| *g != jwt_bearer || offered).collect()
 }

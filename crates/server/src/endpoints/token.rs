@@ -4,7 +4,8 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use mandate_core::{AuditEvent, AuditKind, OAuthError};
+use mandate_core::{AuditEvent, AuditKind, GrantType, OAuthError};
+use mandate_store::TokenRecord;
 use serde_json::json;
 
 use super::{bounded, no_store_json};
@@ -77,8 +78,9 @@ async fn issue(
         (Some(pushed), Some(attested)) => Some(format!("{pushed}; {attested}")),
         (pushed, attested) => pushed.or(attested),
     };
-    // No token leaves before its issuance is on record.
+    // No token leaves before its issuance and its lineage are on record.
     record_issuance(state.store.as_ref(), &event).await?;
+    state.store.record_token(&lineage_of(&issued, &client.client_id)).await.map_err(crate::error::store_error)?;
     if client.client_id.starts_with(super::register::CLIENT_ID_PREFIX) {
         // Self-registered clients expire when unused; this one is in use.
         state.store.touch_registration(&client.client_id, state.now()).await.map_err(crate::error::store_error)?;
@@ -89,10 +91,13 @@ async fn issue(
 
     let mut body = json!({
         "access_token": issued.access_token,
-        "token_type": "Bearer",
+        "token_type": issued.token_type,
         "expires_in": issued.expires_in,
         "scope": issued.scope.to_string(),
     });
+    if grant == GrantType::TokenExchange {
+        body["issued_token_type"] = json!(issued.issued_token_type);
+    }
     if let Some(refresh_token) = issued.refresh_token {
         body["refresh_token"] = json!(refresh_token);
     }
@@ -102,6 +107,24 @@ async fn issue(
     let mut response = no_store_json(body);
     client_auth::attestation::add_next_challenge(state, client.attestation.as_ref(), &mut response).await?;
     Ok(response)
+}
+
+/// The lineage row of an issued token: its parents (RFC 8693 subject and actor tokens) or its grant.
+fn lineage_of(issued: &crate::grants::Issued, client_id: &str) -> TokenRecord {
+    TokenRecord {
+        jti: issued.jti.clone(),
+        kind: issued.issued_token_type.rsplit(':').next().unwrap_or("access_token").to_owned(),
+        parent_jti: issued.parent_jti.clone().filter(|p| !p.starts_with("grant:")),
+        actor_jti: issued.actor_jti.clone(),
+        grant_id: issued.grant_id.clone(),
+        subject: issued.subject.clone(),
+        client_id: client_id.to_owned(),
+        audience: issued.audience.to_string(),
+        scope: (!issued.scope.is_empty()).then(|| issued.scope.to_string()),
+        act: issued.act.as_ref().and_then(|a| serde_json::to_string(a).ok()),
+        issued_at: issued.issued_at,
+        expires_at: issued.expires_at,
+    }
 }
 
 async fn refuse(state: &AppState, form: Option<&OAuthForm>, client_id: Option<&str>, e: &OAuthError) {

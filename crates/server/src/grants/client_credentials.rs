@@ -34,20 +34,10 @@ impl GrantHandler for ClientCredentials {
                 audience: &resource.uri,
                 scope: &scope,
                 attestation,
+                act: None,
+                not_after: None,
             },
         )?;
-        Ok(Issued {
-            access_token: minted.token,
-            expires_in: minted.claims.exp - minted.claims.iat,
-            scope,
-            jti: minted.claims.jti,
-            subject: minted.claims.sub,
-            audience: resource.uri,
-            parent_jti: None,
-            refresh_token: None,
-            id_token: None,
-            audit_detail: None,
-            attestation: attestation.cloned(),
-        })
+        Ok(Issued::access_token(minted, scope, resource.uri))
     }
 }

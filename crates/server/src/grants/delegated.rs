@@ -117,6 +117,8 @@ pub async fn issue(
             audience: &resource.uri,
             scope: &token_scope,
             attestation: attestation.as_ref(),
+            act: None,
+            not_after: None,
         },
     )?;
     state
@@ -153,18 +155,13 @@ pub async fn issue(
         None
     };
     Ok(Issued {
-        expires_in: minted.claims.exp - minted.claims.iat,
-        access_token: minted.token,
-        scope: token_scope,
-        jti: minted.claims.jti,
-        subject: minted.claims.sub,
-        audience: resource.uri,
         parent_jti: Some(format!("grant:{}", grant.grant_id)),
+        grant_id: Some(grant.grant_id.clone()),
         refresh_token,
         id_token,
         audit_detail: pushed::is_pushed_client_id(&client.client_id)
             .then(|| pushed::audit_detail(grant.unverified_client_name.as_deref())),
-        attestation,
+        ..Issued::access_token(minted, token_scope, resource.uri)
     })
 }
 

@@ -20,7 +20,12 @@ async fn metadata_is_served_at_both_root_forms(backend: Backend) {
         assert_eq!(m["code_challenge_methods_supported"], serde_json::json!(["S256"]));
         assert_eq!(
             m["grant_types_supported"],
-            serde_json::json!(["authorization_code", "client_credentials", "refresh_token"])
+            serde_json::json!([
+                "authorization_code",
+                "client_credentials",
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
+            ])
         );
         assert_eq!(
             m["token_endpoint_auth_methods_supported"],

@@ -2,6 +2,8 @@
 //! overrides (nested keys with `__`, e.g. `MANDATE_TOKENS__ACCESS_TOKEN_TTL`), checked into
 //! `Settings`. Unknown keys, bad values and contradictions are refused with the key named.
 
+pub mod custody;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -14,6 +16,8 @@ use mandate_core::jose::SigningAlgorithm;
 use mandate_core::password::check_password_hash;
 use mandate_core::software_statement::Publisher;
 use mandate_core::{GrantType, ResourceUri, ScopeSet, SecretDigest, TokenEndpointAuthMethod, oidc};
+
+pub use custody::CustodySettings;
 use serde::{Deserialize, Serialize};
 
 use crate::issuer::Issuer;
@@ -37,6 +41,12 @@ pub struct RawConfig {
     /// Client Attesters whose attestations authenticate clients (`attest_jwt_client_auth`).
     pub attesters: Vec<RawAttester>,
     pub attestation: RawAttestation,
+    /// RFC 8693 token exchange policy.
+    pub token_exchange: custody::RawTokenExchange,
+    /// Other servers whose JWTs mandate accepts (subject tokens, ID-JAGs, JWT grants).
+    pub trusted_issuers: Vec<custody::RawTrustedIssuer>,
+    /// Servers mandate issues ID-JAGs and JWT authorization grants for.
+    pub chaining_targets: Vec<custody::RawChainingTarget>,
 }
 
 /// A trusted Client Attester (draft-ietf-oauth-attestation-based-client-auth): the backend that
@@ -282,6 +292,9 @@ pub struct RawResource {
     pub scopes: Vec<String>,
     /// Plain words for each scope, shown on the consent page.
     pub scope_descriptions: BTreeMap<String, String>,
+    /// The client this resource server acts as: it may exchange tokens issued for the resource
+    /// (RFC 8693) to call what lies behind it.
+    pub client_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -382,6 +395,8 @@ pub struct Settings {
     pub attestation: AttestationSettings,
     /// Every scope some resource offers (URL clients may ask for any of them by default).
     pub offered_scopes: ScopeSet,
+    /// Token exchange, trusted issuers and chaining targets.
+    pub custody: CustodySettings,
     /// Non-fatal remarks to log at start (e.g. short secrets).
     pub warnings: Vec<String>,
 }
@@ -546,6 +561,22 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
     )?;
     let users = check_users(&raw.users)?;
     let registration = check_registration(&raw.registration, &resources, &offered)?;
+    let resource_clients = raw
+        .resources
+        .iter()
+        .zip(&resources)
+        .filter_map(|(r, checked)| r.client_id.clone().map(|c| (checked.uri.to_string(), c)))
+        .collect();
+    let client_ids = clients.iter().map(|c| c.client_id.clone()).collect();
+    let custody = custody::check_custody(
+        &raw.token_exchange,
+        &raw.trusted_issuers,
+        &raw.chaining_targets,
+        resource_clients,
+        &client_ids,
+        issuer.as_str(),
+        raw.registration.allow_private_networks,
+    )?;
     let mut scope_descriptions = BTreeMap::new();
     for (i, (raw_resource, resource)) in raw.resources.iter().zip(&resources).enumerate() {
         for scope in raw_resource.scope_descriptions.keys() {
@@ -579,6 +610,7 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
         registration,
         attestation,
         offered_scopes: offered,
+        custody,
         warnings,
     })
 }
@@ -887,6 +919,11 @@ fn check_clients(
             }
             if method == TokenEndpointAuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
                 return Err(invalid(key("grant_types"), "a public client cannot use client_credentials"));
+            }
+            if method == TokenEndpointAuthMethod::None
+                && (grant_types.contains(&GrantType::TokenExchange) || grant_types.contains(&GrantType::JwtBearer))
+            {
+                return Err(invalid(key("grant_types"), "token exchange and JWT grants need an authenticated client"));
             }
             let client_scopes = scopes(&key("scopes"), &c.scopes)?;
             let oidc_scopes = ScopeSet::from_tokens(oidc::SCOPES).unwrap_or_default();

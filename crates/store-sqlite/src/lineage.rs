@@ -1,0 +1,69 @@
+//! Token lineage on SQLite: one row per issued token, found by its `jti`, its
+//! parents' or its grant.
+
+use async_trait::async_trait;
+use mandate_store::{LineageStore, StoreResult, TokenRecord};
+
+use crate::SqliteStore;
+
+macro_rules! columns {
+    () => {
+        "jti, kind, parent_jti, actor_jti, grant_id, subject, client_id, audience, scope, act, issued_at, expires_at"
+    };
+}
+
+#[async_trait]
+impl LineageStore for SqliteStore {
+    async fn record_token(&self, r: &TokenRecord) -> StoreResult<()> {
+        sqlx::query(concat!(
+            "INSERT INTO token_lineage (",
+            columns!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (jti) DO NOTHING"
+        ))
+        .bind(&r.jti)
+        .bind(&r.kind)
+        .bind(&r.parent_jti)
+        .bind(&r.actor_jti)
+        .bind(&r.grant_id)
+        .bind(&r.subject)
+        .bind(&r.client_id)
+        .bind(&r.audience)
+        .bind(&r.scope)
+        .bind(&r.act)
+        .bind(r.issued_at)
+        .bind(r.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_token_record(&self, jti: &str) -> StoreResult<Option<TokenRecord>> {
+        Ok(sqlx::query_as(concat!("SELECT ", columns!(), " FROM token_lineage WHERE jti = ?"))
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn token_children(&self, jti: &str) -> StoreResult<Vec<TokenRecord>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM token_lineage WHERE parent_jti = ? OR actor_jti = ? ORDER BY issued_at, jti"
+        ))
+        .bind(jti)
+        .bind(jti)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn tokens_of_grant(&self, grant_id: &str) -> StoreResult<Vec<TokenRecord>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM token_lineage WHERE grant_id = ? ORDER BY issued_at, jti"
+        ))
+        .bind(grant_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
