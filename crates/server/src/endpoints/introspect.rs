@@ -43,6 +43,10 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAu
     if let Some(attestation) = claims.attestation {
         body["attestation"] = json!(attestation);
     }
+    // RFC 8693 §4.1: who acts for the subject, and who before them.
+    if let Some(act) = claims.act {
+        body["act"] = json!(act);
+    }
     Ok(no_store_json(body))
 }
 

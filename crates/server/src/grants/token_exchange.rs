@@ -130,7 +130,9 @@ async fn delegate(
     }
     let impersonate = state.settings.custody.impersonation_clients.contains(&client.client_id);
     let prior = prior_chain(subject, &current);
-    let act = (!impersonate).then(|| Actor::after(current, prior));
+    // A client narrowing its own token (no one before it, acting for itself) delegates to nobody.
+    let own_token = prior.is_none() && current.sub == subject.sub;
+    let act = (!impersonate && !own_token).then(|| Actor::after(current, prior));
     let limit = state.settings.custody.max_delegation_depth;
     if let Some(act) = &act
         && act.depth() > limit

@@ -22,3 +22,4 @@ mod registration_management;
 mod resource_server;
 mod rmcp_client;
 mod token;
+mod token_exchange;
