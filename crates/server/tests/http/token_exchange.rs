@@ -198,13 +198,16 @@ async fn a_three_hop_chain_carries_every_actor(backend: Backend) {
     assert!(ci.get("act").is_none(), "{ci}");
 }
 
+/// Client, form, status, error code, and words the description must contain.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a str, &'a str);
+
 async fn every_refusal_has_its_error(backend: Backend) {
     let server = start(backend).await;
     let t0 = alices_token(&server).await;
     let narrowed = exchanged(&server, "agent-a", &t0, B, &[("scope", "data:read")]).await;
     let subject = token(&narrowed);
 
-    let cases: Vec<(&str, Vec<(&str, &str)>, u16, &str, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("mcp-b", vec![("subject_token", subject), ("resource", C)], 400, "invalid_request", "subject_token_type"),
         ("mcp-b", vec![("subject_token_type", AT), ("resource", C)], 400, "invalid_request", "subject_token"),
         (
