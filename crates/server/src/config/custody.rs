@@ -94,12 +94,23 @@ impl CustodySettings {
 fn absolute_url(key: &str, value: &str, allow_http: bool) -> Result<(), ConfigError> {
     let parsed = url::Url::parse(value).map_err(|_| invalid(key, format!("{value:?} is not an absolute URL")))?;
     if parsed.scheme() != "https" && !(allow_http && parsed.scheme() == "http") {
-        return Err(invalid(key, format!("{value:?} must use https")));
+        return Err(invalid(key, format!("{value:?} must use https (http only on loopback, for local setups)")));
     }
     if parsed.fragment().is_some() {
         return Err(invalid(key, format!("{value:?} must not have a fragment")));
     }
     Ok(())
+}
+
+/// An issuer identifier on a loopback host may be plain http (it is only compared, not fetched);
+/// fetched URLs need `registration.allow_private_networks` for that.
+fn is_loopback(value: &str) -> bool {
+    url::Url::parse(value).ok().is_some_and(|u| match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    })
 }
 
 /// Checks the custody sections against the resources' `client_id`s and the known clients.
@@ -134,7 +145,7 @@ pub fn check_custody(
         .enumerate()
         .map(|(i, t)| {
             let key = |field: &str| format!("trusted_issuers[{i}].{field}");
-            absolute_url(&key("issuer"), &t.issuer, allow_private_networks)?;
+            absolute_url(&key("issuer"), &t.issuer, is_loopback(&t.issuer))?;
             if t.issuer == issuer {
                 return Err(invalid(key("issuer"), "is this server's own issuer; its tokens are trusted already"));
             }
@@ -162,7 +173,7 @@ pub fn check_custody(
         .enumerate()
         .map(|(i, t)| {
             let key = |field: &str| format!("chaining_targets[{i}].{field}");
-            absolute_url(&key("issuer"), &t.issuer, allow_private_networks)?;
+            absolute_url(&key("issuer"), &t.issuer, is_loopback(&t.issuer))?;
             if t.issuer == issuer {
                 return Err(invalid(key("issuer"), "is this server's own issuer; it does not redeem its own grants"));
             }

@@ -54,7 +54,16 @@ fn target<'a>(
     form: &OAuthForm,
     resource_may_name_it: bool,
 ) -> Result<&'a ChainingTarget, OAuthError> {
-    let named = form.get("audience").or_else(|| resource_may_name_it.then(|| form.get("resource")).flatten());
+    let one = |name: &str| match form.all(name) {
+        [] => Ok(None),
+        [value] => Ok(Some(value.as_str())),
+        _ => Err(OAuthError::invalid_target(format!("send one {name}: a grant is for one authorization server"))),
+    };
+    let named = match one("audience")? {
+        Some(audience) => Some(audience),
+        None if resource_may_name_it => one("resource")?,
+        None => None,
+    };
     let issuer = named.ok_or_else(|| {
         OAuthError::invalid_request("audience is required: the issuer of the authorization server the grant is for")
     })?;

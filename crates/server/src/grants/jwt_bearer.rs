@@ -59,15 +59,6 @@ impl GrantHandler for JwtBearer {
         }
         let subject = text("sub").ok_or_else(|| OAuthError::invalid_grant("the assertion names no subject"))?;
         let jti = text("jti").ok_or_else(|| OAuthError::invalid_grant("the assertion has no jti"))?;
-        let exp = c.get("exp").and_then(Value::as_i64).unwrap_or_default();
-        let fresh = state
-            .store
-            .record_once(&format!("jwt-grant:{}:{jti}", jwt.issuer), exp, state.now())
-            .await
-            .map_err(store_error)?;
-        if !fresh {
-            return Err(OAuthError::invalid_grant("the assertion has been used already"));
-        }
 
         // The assertion's resource and the request's must name the same resource.
         let claimed: Vec<&str> = match c.get("resource") {
@@ -103,6 +94,16 @@ impl GrantHandler for JwtBearer {
                 "no scope is left on {} once the request, the assertion and this client's allowance meet",
                 resource.uri
             )));
+        }
+        // Used once, across every instance, and only by a request that passed every check.
+        let exp = c.get("exp").and_then(Value::as_i64).unwrap_or_default();
+        let fresh = state
+            .store
+            .record_once(&format!("jwt-grant:{}:{jti}", jwt.issuer), exp, state.now())
+            .await
+            .map_err(store_error)?;
+        if !fresh {
+            return Err(OAuthError::invalid_grant("the assertion has been used already"));
         }
         let act = c.get("act").and_then(|a| serde_json::from_value::<Actor>(a.clone()).ok());
         let minted = mint_access_token(

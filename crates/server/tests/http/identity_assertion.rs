@@ -1,0 +1,284 @@
+//! Enterprise-managed authorization (ID-JAG) and identity chaining across two mandate instances
+//! with different issuers: X, the enterprise identity provider where alice signs in, and Y, the
+//! authorization server of an MCP server, which trusts X's keys (fetched from X's `jwks_uri`).
+
+use serde_json::{Value, json};
+
+use crate::common::browser::{Browser, VERIFIER, authorize_as_alice, delegation_config};
+use crate::common::{Backend, MCP, Options, TestServer, assert_oauth_error, decode_unverified, fresh_database};
+
+const SECRET: &str = "id-jag-test-secret-0123456789abcdefghijklmn";
+const TOOLS: &str = "https://tools.example/mcp";
+const OTHER: &str = "https://other.example/mcp";
+const REDIRECT: &str = "https://agent-a.example/cb";
+const TE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const ID_JAG: &str = "urn:ietf:params:oauth:token-type:id-jag";
+const ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
+
+struct Pair {
+    idp: TestServer,
+    rs_as: TestServer,
+}
+
+fn port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn start(backend: Backend) -> Pair {
+    let (px, py) = (port(), port());
+    let (x, y) = (format!("http://127.0.0.1:{px}"), format!("http://127.0.0.1:{py}"));
+    let idp_config = format!(
+        r#"{base}
+[[clients]]
+client_id = "agent-a"
+client_secret = "{SECRET}"
+redirect_uris = ["{REDIRECT}"]
+grant_types = ["authorization_code", "{TE}"]
+scopes = ["openid", "email", "tools:read"]
+
+[[clients]]
+client_id = "agent-b"
+client_secret = "{SECRET}"
+grant_types = ["{TE}"]
+scopes = ["openid"]
+
+[[chaining_targets]]
+issuer = "{y}"
+client_ids = {{ "agent-a" = "agent-a-at-y" }}
+"#,
+        base = delegation_config()
+    );
+    let jwt = format!("\"{JWT_BEARER}\"");
+    let as_config = format!(
+        r#"[registration]
+allow_private_networks = true
+
+[[resources]]
+uri = "{TOOLS}"
+scopes = ["tools:read", "tools:call"]
+
+[[resources]]
+uri = "{OTHER}"
+scopes = ["tools:read"]
+
+[[clients]]
+client_id = "agent-a-at-y"
+client_secret = "{SECRET}"
+grant_types = [{jwt}]
+scopes = ["tools:read"]
+
+[[clients]]
+client_id = "other-at-y"
+client_secret = "{SECRET}"
+grant_types = [{jwt}]
+scopes = ["tools:read"]
+
+[[clients]]
+client_id = "resource-server"
+client_secret = "{rs}"
+grant_types = []
+
+[[trusted_issuers]]
+issuer = "{x}"
+jwks_uri = "{x}/jwks.json"
+"#,
+        rs = crate::common::RS_SECRET
+    );
+    let idp = TestServer::start_on(
+        fresh_database(backend).await,
+        Options { config: idp_config, port: Some(px), ..Options::default() },
+    )
+    .await;
+    let rs_as = TestServer::start_on(
+        fresh_database(backend).await,
+        Options { config: as_config, port: Some(py), ..Options::default() },
+    )
+    .await;
+    assert_eq!((idp.issuer.as_str(), rs_as.issuer.as_str()), (x.as_str(), y.as_str()));
+    Pair { idp, rs_as }
+}
+
+/// alice signs in at X for agent-a: the token response (ID token included).
+async fn alice_at_idp(idp: &TestServer) -> Value {
+    let mut browser = Browser::new();
+    let code =
+        authorize_as_alice(idp, &mut browser, "agent-a", REDIRECT, &[("scope", "openid email tools:read")]).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("resource", MCP),
+    ];
+    let res = idp.post_form("/token", Some(("agent-a", SECRET)), &form).await;
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+/// A 200 JSON response, or a failure showing the body.
+async fn ok_json(res: reqwest::Response) -> Value {
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn post(server: &TestServer, client: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    server.post_form("/token", Some((client, SECRET)), form).await
+}
+
+async fn an_id_jag_from_one_instance_is_redeemed_at_another(backend: Backend) {
+    let Pair { idp, rs_as } = start(backend).await;
+    assert_eq!(idp.metadata().await["identity_chaining_requested_token_types_supported"][0], ID_JAG);
+    let y_meta = rs_as.metadata().await;
+    assert_eq!(y_meta["authorization_grant_profiles_supported"], json!(["urn:ietf:params:oauth:grant-profile:id-jag"]));
+    assert!(y_meta["grant_types_supported"].as_array().unwrap().contains(&json!(JWT_BEARER)));
+    assert!(
+        y_meta.get("trusted_issuers").is_none() && !y_meta.to_string().contains(&idp.issuer),
+        "no allow-list revealed"
+    );
+
+    let signed_in = alice_at_idp(&idp).await;
+    let id_token = signed_in["id_token"].as_str().unwrap();
+    let exchange = |token: String, audience: String| {
+        vec![
+            ("grant_type".to_owned(), TE.to_owned()),
+            ("subject_token".to_owned(), token),
+            ("subject_token_type".to_owned(), ID_TOKEN.to_owned()),
+            ("requested_token_type".to_owned(), ID_JAG.to_owned()),
+            ("audience".to_owned(), audience),
+            ("resource".to_owned(), TOOLS.to_owned()),
+            ("scope".to_owned(), "tools:read tools:call".to_owned()),
+        ]
+    };
+    let as_refs = |v: &Vec<(String, String)>| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>();
+    let form = as_refs(&exchange(id_token.to_owned(), rs_as.issuer.clone()));
+    let res = idp.http.post(idp.url("/token")).basic_auth("agent-a", Some(SECRET)).form(&form).send().await.unwrap();
+    let body = ok_json(res).await;
+    assert_eq!(body["issued_token_type"], ID_JAG);
+    assert_eq!(body["token_type"], "N_A");
+    assert!(body.get("refresh_token").is_none());
+    let id_jag = body["access_token"].as_str().unwrap().to_owned();
+    let (header, claims) = decode_unverified(&id_jag);
+    assert_eq!(header["typ"], "oauth-id-jag+jwt");
+    assert_eq!(claims["iss"], idp.issuer.as_str());
+    assert_eq!(claims["aud"], rs_as.issuer.as_str());
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["client_id"], "agent-a-at-y", "the client's id at the resource authorization server");
+    assert_eq!(claims["resource"], TOOLS);
+    assert_eq!(claims["email"], "alice@example.com");
+    for claim in ["jti", "iat", "exp", "auth_time"] {
+        assert!(claims.get(claim).is_some(), "{claim} in {claims}");
+    }
+
+    // Another client at Y cannot redeem agent-a's assertion.
+    let grant = |assertion: &str, resource: &str| {
+        vec![("grant_type", JWT_BEARER), ("assertion", assertion), ("resource", resource)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let res = rs_as
+        .http
+        .post(rs_as.url("/token"))
+        .basic_auth("other-at-y", Some(SECRET))
+        .form(&grant(&id_jag, TOOLS))
+        .send()
+        .await
+        .unwrap();
+    let refused = assert_oauth_error(res, 400, "invalid_grant").await;
+    assert!(refused["error_description"].as_str().unwrap().contains("agent-a-at-y"), "{refused}");
+    // Nor for another resource than the assertion names.
+    let res = rs_as
+        .http
+        .post(rs_as.url("/token"))
+        .basic_auth("agent-a-at-y", Some(SECRET))
+        .form(&grant(&id_jag, OTHER))
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(res, 400, "invalid_grant").await;
+
+    let res = rs_as
+        .http
+        .post(rs_as.url("/token"))
+        .basic_auth("agent-a-at-y", Some(SECRET))
+        .form(&grant(&id_jag, TOOLS))
+        .send()
+        .await
+        .unwrap();
+    let tokens = ok_json(res).await;
+    assert!(tokens.get("refresh_token").is_none(), "the client presents a new assertion instead");
+    assert_eq!(tokens["scope"], "tools:read", "asked ∩ asserted ∩ what the client may have");
+    let (_, at) = decode_unverified(tokens["access_token"].as_str().unwrap());
+    assert_eq!(
+        (at["iss"].as_str(), at["sub"].as_str(), at["aud"].as_str()),
+        (Some(rs_as.issuer.as_str()), Some("alice"), Some(TOOLS))
+    );
+    assert_eq!(at["client_id"], "agent-a-at-y");
+    assert_eq!(rs_as.introspect(tokens["access_token"].as_str().unwrap()).await["active"], true);
+
+    // Replayed, on any instance sharing Y's database: refused.
+    let res = rs_as
+        .http
+        .post(rs_as.url("/token"))
+        .basic_auth("agent-a-at-y", Some(SECRET))
+        .form(&grant(&id_jag, TOOLS))
+        .send()
+        .await
+        .unwrap();
+    let replay = assert_oauth_error(res, 400, "invalid_grant").await;
+    assert!(replay["error_description"].as_str().unwrap().contains("used already"), "{replay}");
+    // An assertion X issued is not redeemed by X itself.
+    let res = idp
+        .http
+        .post(idp.url("/token"))
+        .basic_auth("agent-a", Some(SECRET))
+        .form(&grant(&id_jag, MCP))
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(res, 400, "unauthorized_client").await;
+
+    // At X: no assertion for an unknown server, nor from another client's ID token.
+    let form = as_refs(&exchange(id_token.to_owned(), "https://unknown.example".into()));
+    let res = idp.http.post(idp.url("/token")).basic_auth("agent-a", Some(SECRET)).form(&form).send().await.unwrap();
+    assert_oauth_error(res, 400, "invalid_target").await;
+    let form = as_refs(&exchange(id_token.to_owned(), rs_as.issuer.clone()));
+    let res = idp.http.post(idp.url("/token")).basic_auth("agent-b", Some(SECRET)).form(&form).send().await.unwrap();
+    let other = assert_oauth_error(res, 400, "invalid_request").await;
+    assert!(other["error_description"].as_str().unwrap().contains("another client"), "{other}");
+}
+
+async fn identity_chaining_carries_the_actor_to_the_other_domain(backend: Backend) {
+    let Pair { idp, rs_as } = start(backend).await;
+    let signed_in = alice_at_idp(&idp).await;
+    let access_token = signed_in["access_token"].as_str().unwrap();
+    let form = [
+        ("grant_type", TE),
+        ("subject_token", access_token),
+        ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+        ("requested_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+        ("audience", rs_as.issuer.as_str()),
+        ("scope", "tools:read"),
+    ];
+    let body = ok_json(post(&idp, "agent-a", &form).await).await;
+    assert_eq!(body["issued_token_type"], "urn:ietf:params:oauth:token-type:jwt");
+    assert_eq!(body["token_type"], "N_A");
+    let grant = body["access_token"].as_str().unwrap();
+    let (_, claims) = decode_unverified(grant);
+    assert_eq!(claims["aud"], rs_as.issuer.as_str());
+    assert_eq!(claims["act"], json!({ "sub": "agent-a" }));
+
+    let form = [("grant_type", JWT_BEARER), ("assertion", grant), ("resource", TOOLS)];
+    let tokens = ok_json(post(&rs_as, "agent-a-at-y", &form).await).await;
+    let (_, at) = decode_unverified(tokens["access_token"].as_str().unwrap());
+    assert_eq!(at["sub"], "alice");
+    assert_eq!(at["act"], json!({ "sub": "agent-a" }), "the chain of custody crosses the domains");
+}
+
+crate::on_both_backends!(
+    an_id_jag_from_one_instance_is_redeemed_at_another,
+    identity_chaining_carries_the_actor_to_the_other_domain
+);
