@@ -2,6 +2,7 @@
 //! this file parses arguments, sets up logging and turns errors into one clear line.
 
 mod agent;
+mod audit;
 mod gateway;
 mod users;
 
@@ -37,6 +38,11 @@ enum Command {
     /// token exchange, log out, and inspect tokens. Discovery, registration and the grants are
     /// mandate-agent's; nobody writes OAuth code.
     Agent(Box<agent::AgentArgs>),
+    /// A token's chain of custody, and revoking a whole chain.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Check a configuration file (and MANDATE_* variables) without starting.
     CheckConfig { file: PathBuf },
     /// Manage signing keys.
@@ -186,6 +192,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Users { command } => users::run(command).await,
+        Command::Audit { command } => audit::run(command).await,
     }
 }
 

@@ -22,8 +22,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::config::{DatabaseUrl, Settings};
 use crate::endpoints::{
-    account, authorize, challenge, consent, discovery, health, introspect, jwks, login, logout, metrics, par, register,
-    revoke, token, userinfo,
+    account, account_lineage, admin, authorize, challenge, consent, discovery, health, introspect, jwks, login, logout,
+    metrics, par, register, revoke, token, userinfo,
 };
 use crate::error::Failure;
 use crate::grants::GrantRegistry;
@@ -125,11 +125,15 @@ pub fn router(state: AppState) -> Router {
         .route("/consent/logo", get(consent::logo))
         .route("/account", get(account::get))
         .route("/account/consents/revoke", post(account::revoke))
+        .route("/account/lineage/{jti}", get(account_lineage::get))
+        .route("/account/lineage/{jti}/revoke", post(account_lineage::revoke))
         .route("/logout", get(logout::get).post(logout::post))
         .route("/userinfo", get(userinfo::handle).post(userinfo::handle))
         .route("/token", post(token::handle))
         .route("/introspect", post(introspect::handle))
         .route("/revoke", post(revoke::handle))
+        .route("/admin/lineage/{jti}", get(admin::lineage))
+        .route("/admin/lineage/{jti}/revoke", post(admin::revoke))
         .route("/jwks.json", get(jwks::handle))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

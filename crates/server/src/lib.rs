@@ -13,6 +13,7 @@ pub mod form;
 pub mod grants;
 pub mod issuer;
 pub mod keyring;
+pub mod lineage;
 pub mod minting;
 pub mod seed;
 pub mod state;

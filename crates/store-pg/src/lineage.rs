@@ -66,4 +66,16 @@ impl LineageStore for PgStore {
         .fetch_all(&self.pool)
         .await?)
     }
+
+    async fn recent_tokens_of_subject(&self, subject: &str, limit: u32) -> StoreResult<Vec<TokenRecord>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM token_lineage WHERE subject = $1 ORDER BY issued_at DESC, jti LIMIT $2"
+        ))
+        .bind(subject)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
 }

@@ -66,4 +66,16 @@ impl LineageStore for SqliteStore {
         .fetch_all(&self.pool)
         .await?)
     }
+
+    async fn recent_tokens_of_subject(&self, subject: &str, limit: u32) -> StoreResult<Vec<TokenRecord>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM token_lineage WHERE subject = ? ORDER BY issued_at DESC, jti LIMIT ?"
+        ))
+        .bind(subject)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
 }

@@ -899,6 +899,10 @@ pub async fn lineage_round_trips_and_lists_children(store: &dyn Store) {
     assert_eq!(t1.act.as_deref(), Some(r#"{"sub":"agent-a"}"#));
     let of_grant: Vec<String> = store.tokens_of_grant("g1").await.unwrap().into_iter().map(|r| r.jti).collect();
     assert_eq!(of_grant, ["t0"]);
+    let recent: Vec<String> =
+        store.recent_tokens_of_subject("alice", 3).await.unwrap().into_iter().map(|r| r.jti).collect();
+    assert_eq!(recent, ["t3", "t2", "t1"], "newest first, at most the limit");
+    assert!(store.recent_tokens_of_subject("bob", 3).await.unwrap().is_empty());
 }
 
 pub async fn revoking_a_token_revokes_what_was_exchanged_from_it(store: &dyn Store) {

@@ -190,6 +190,8 @@ pub trait LineageStore: Send + Sync {
     async fn token_children(&self, jti: &str) -> StoreResult<Vec<TokenRecord>>;
     /// Tokens issued from a grant (codes and refreshes), oldest first.
     async fn tokens_of_grant(&self, grant_id: &str) -> StoreResult<Vec<TokenRecord>>;
+    /// The newest `limit` tokens issued for `subject` (a person), newest first.
+    async fn recent_tokens_of_subject(&self, subject: &str, limit: u32) -> StoreResult<Vec<TokenRecord>>;
 }
 
 #[async_trait]

@@ -47,6 +47,15 @@ pub struct RawConfig {
     pub trusted_issuers: Vec<custody::RawTrustedIssuer>,
     /// Servers mandate issues ID-JAGs and JWT authorization grants for.
     pub chaining_targets: Vec<custody::RawChainingTarget>,
+    /// Who may use the admin API.
+    pub admin: RawAdmin,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAdmin {
+    /// Confidential clients allowed to call /admin/… (lineage, the kill switch).
+    pub clients: Vec<String>,
 }
 
 /// A trusted Client Attester (draft-ietf-oauth-attestation-based-client-auth): the backend that
@@ -397,6 +406,8 @@ pub struct Settings {
     pub offered_scopes: ScopeSet,
     /// Token exchange, trusted issuers and chaining targets.
     pub custody: CustodySettings,
+    /// `[admin] clients`: the confidential clients allowed to use the admin API.
+    pub admin_clients: BTreeSet<String>,
     /// Non-fatal remarks to log at start (e.g. short secrets).
     pub warnings: Vec<String>,
 }
@@ -568,6 +579,21 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
         .filter_map(|(r, checked)| r.client_id.clone().map(|c| (checked.uri.to_string(), c)))
         .collect();
     let client_ids = clients.iter().map(|c| c.client_id.clone()).collect();
+    let mut admin_clients = BTreeSet::new();
+    for (i, id) in raw.admin.clients.iter().enumerate() {
+        match clients.iter().find(|c| &c.client_id == id) {
+            Some(c) if !c.is_public() => {
+                admin_clients.insert(id.clone());
+            }
+            Some(_) => {
+                return Err(invalid(
+                    format!("admin.clients[{i}]"),
+                    format!("{id:?} is a public client; admin clients authenticate"),
+                ));
+            }
+            None => return Err(invalid(format!("admin.clients[{i}]"), format!("{id:?} is not a [[clients]] entry"))),
+        }
+    }
     let custody = custody::check_custody(
         &raw.token_exchange,
         &raw.trusted_issuers,
@@ -611,6 +637,7 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
         attestation,
         offered_scopes: offered,
         custody,
+        admin_clients,
         warnings,
     })
 }

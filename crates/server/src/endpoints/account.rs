@@ -15,6 +15,16 @@ use crate::state::AppState;
 use crate::web::{csrf, error_page, page, see_other, session, templates};
 
 #[derive(Serialize)]
+struct TokenView {
+    href: String,
+    client_id: String,
+    actors: String,
+    audience: String,
+    scope: String,
+    state: &'static str,
+}
+
+#[derive(Serialize)]
 struct ConsentView {
     client_id: String,
     client_name: String,
@@ -34,11 +44,37 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Response 
             let client_name = crate::clients::display_name(&state, &c.client_id).await;
             consents.push(ConsentView { client_id: c.client_id, client_name, scope: c.scope, resources: c.resources });
         }
+        let now = state.now();
+        let mut activity = Vec::new();
+        for t in state.store.recent_tokens_of_subject(&session.username, 20).await.map_err(store_error)? {
+            let revoked = state.store.is_access_token_revoked(&t.jti).await.map_err(store_error)?;
+            let actors = t
+                .act
+                .as_deref()
+                .and_then(|a| serde_json::from_str::<mandate_core::Actor>(a).ok())
+                .map(|a| a.chain().join(" ← "))
+                .unwrap_or_default();
+            activity.push(TokenView {
+                href: state.settings.issuer.endpoint(&format!("/account/lineage/{}", t.jti)),
+                client_id: t.client_id,
+                actors,
+                audience: t.audience,
+                scope: t.scope.unwrap_or_default(),
+                state: if revoked {
+                    "revoked"
+                } else if t.expires_at <= now {
+                    "expired"
+                } else {
+                    "active"
+                },
+            });
+        }
         let csrf = csrf::token(&state, &headers);
         let html = templates::render(
             "account.html",
             context! {
                 username => &session.username,
+                activity => minijinja::value::Serde(&activity),
                 consents => minijinja::value::Serde(&consents),
                 csrf => &csrf.value,
                 revoke_action => state.settings.issuer.endpoint("/account/consents/revoke"),

@@ -1,6 +1,8 @@
 //! HTTP endpoints of the authorization server, one module each.
 
 pub mod account;
+pub mod account_lineage;
+pub mod admin;
 pub mod authorize;
 pub mod challenge;
 pub mod consent;

@@ -10,6 +10,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("login.html", include_str!("templates/login.html")),
     ("consent.html", include_str!("templates/consent.html")),
     ("account.html", include_str!("templates/account.html")),
+    ("lineage.html", include_str!("templates/lineage.html")),
     ("logout.html", include_str!("templates/logout.html")),
     ("message.html", include_str!("templates/message.html")),
     ("error.html", include_str!("templates/error.html")),

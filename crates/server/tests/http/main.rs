@@ -11,6 +11,7 @@ mod example_mcp_server;
 mod gateway;
 mod identity_assertion;
 mod introspection;
+mod lineage;
 mod metadata_documents;
 mod operations;
 mod pages;

@@ -1,0 +1,212 @@
+//! A token's lineage: from the person's grant through every agent's exchange to each resource,
+//! as a tree (for `mandate audit lineage`, the admin API and the account page), and the kill
+//! switch: revoking a token revokes everything exchanged from it, on every instance, because
+//! revocation checks follow a token's ancestors (`RevocationStore::is_access_token_revoked`).
+
+use mandate_core::{Actor, AuditEvent, AuditKind, OAuthError, UnixTime};
+use mandate_store::{Grant, Store, TokenRecord};
+use serde::Serialize;
+
+use crate::error::store_error;
+
+/// At most this many tokens are shown in one tree (a runaway chain is cut, with a note).
+const MAX_NODES: usize = 2000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub jti: String,
+    pub kind: String,
+    pub subject: String,
+    pub client_id: String,
+    pub audience: String,
+    pub scope: Option<String>,
+    /// The actors, current first (`act`, RFC 8693).
+    pub actors: Vec<String>,
+    pub issued_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub revoked: bool,
+    /// Reached as actor token of its parent's child, not as subject token.
+    pub via_actor: bool,
+    pub children: Vec<Node>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Lineage {
+    /// The person and client of the grant the chain starts from, if it starts from one.
+    pub grant: Option<GrantView>,
+    /// The token asked about.
+    pub focus: String,
+    pub root: Node,
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GrantView {
+    pub grant_id: String,
+    pub username: String,
+    pub client_id: String,
+    pub revoked: bool,
+}
+
+fn actors(record: &TokenRecord) -> Vec<String> {
+    record
+        .act
+        .as_deref()
+        .and_then(|a| serde_json::from_str::<Actor>(a).ok())
+        .map(|a| a.chain().into_iter().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// The lineage of `jti`: up to the first token of its chain, then down through everything
+/// exchanged from it. `None` for a token this server has no record of.
+pub async fn of(store: &dyn Store, jti: &str) -> Result<Option<Lineage>, OAuthError> {
+    let Some(mut top) = store.get_token_record(jti).await.map_err(store_error)? else { return Ok(None) };
+    let mut guard = 0;
+    while let Some(parent) = top.parent_jti.clone() {
+        match store.get_token_record(&parent).await.map_err(store_error)? {
+            Some(record) if guard < 64 => {
+                top = record;
+                guard += 1;
+            }
+            _ => break,
+        }
+    }
+    let grant = match &top.grant_id {
+        Some(id) => store.get_grant(id).await.map_err(store_error)?.map(|g: Grant| GrantView {
+            grant_id: g.grant_id,
+            username: g.username,
+            client_id: g.client_id,
+            revoked: g.revoked_at.is_some(),
+        }),
+        None => None,
+    };
+    let mut budget = MAX_NODES;
+    let root = build(store, top, false, &mut budget).await?;
+    Ok(Some(Lineage { grant, focus: jti.to_owned(), root, truncated: budget == 0 }))
+}
+
+async fn build(
+    store: &dyn Store,
+    record: TokenRecord,
+    via_actor: bool,
+    budget: &mut usize,
+) -> Result<Node, OAuthError> {
+    *budget = budget.saturating_sub(1);
+    let revoked = store.is_access_token_revoked(&record.jti).await.map_err(store_error)?;
+    let mut children = Vec::new();
+    if *budget > 0 {
+        for child in store.token_children(&record.jti).await.map_err(store_error)? {
+            if *budget == 0 {
+                break;
+            }
+            let as_actor = child.parent_jti.as_deref() != Some(record.jti.as_str());
+            children.push(Box::pin(build(store, child, as_actor, budget)).await?);
+        }
+    }
+    Ok(Node {
+        actors: actors(&record),
+        jti: record.jti,
+        kind: record.kind,
+        subject: record.subject,
+        client_id: record.client_id,
+        audience: record.audience,
+        scope: record.scope,
+        issued_at: record.issued_at,
+        expires_at: record.expires_at,
+        revoked,
+        via_actor,
+        children,
+    })
+}
+
+impl Lineage {
+    /// Every node, depth first, with its depth.
+    pub fn flatten(&self) -> Vec<(usize, &Node)> {
+        fn walk<'a>(node: &'a Node, depth: usize, out: &mut Vec<(usize, &'a Node)>) {
+            out.push((depth, node));
+            for c in &node.children {
+                walk(c, depth + 1, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, 0, &mut out);
+        out
+    }
+
+    /// The tree as text: the person, then each token with its client, audience, scope and actors.
+    pub fn render_text(&self, now: UnixTime) -> String {
+        let mut out = String::new();
+        match &self.grant {
+            Some(g) => out.push_str(&format!(
+                "{} authorized {} (grant {}{})\n",
+                g.username,
+                g.client_id,
+                g.grant_id,
+                if g.revoked { ", revoked" } else { "" }
+            )),
+            None => out.push_str(&format!("{} (no grant: client credentials or an assertion)\n", self.root.subject)),
+        }
+        fn line(node: &Node, prefix: &str, last: bool, focus: &str, now: UnixTime, out: &mut String) {
+            let branch = if last { "└─ " } else { "├─ " };
+            let mut text = format!("{prefix}{branch}{} {}", node.jti, node.client_id);
+            if !node.actors.is_empty() {
+                text.push_str(&format!(" (acting: {})", node.actors.join(" ← ")));
+            }
+            text.push_str(&format!(" → {}", node.audience));
+            if let Some(scope) = &node.scope {
+                text.push_str(&format!(" [{scope}]"));
+            }
+            if node.kind != "access_token" {
+                text.push_str(&format!(" {{{}}}", node.kind));
+            }
+            if node.via_actor {
+                text.push_str(" (as actor)");
+            }
+            if node.revoked {
+                text.push_str(" REVOKED");
+            } else if node.expires_at <= now {
+                text.push_str(" expired");
+            }
+            if node.jti == focus {
+                text.push_str("   ◀");
+            }
+            out.push_str(&text);
+            out.push('\n');
+            let child_prefix = format!("{prefix}{}", if last { "   " } else { "│  " });
+            for (i, c) in node.children.iter().enumerate() {
+                line(c, &child_prefix, i + 1 == node.children.len(), focus, now, out);
+            }
+        }
+        line(&self.root, "", true, &self.focus, now, &mut out);
+        if self.truncated {
+            out.push_str(&format!("(cut at {MAX_NODES} tokens)\n"));
+        }
+        out
+    }
+}
+
+/// The kill switch: revokes `jti`, and with it everything exchanged from it; audited. Returns how
+/// many tokens of the subtree were still live.
+pub async fn revoke_subtree(
+    store: &dyn Store,
+    jti: &str,
+    by: &str,
+    now: UnixTime,
+) -> Result<Option<usize>, OAuthError> {
+    let Some(lineage) = of(store, jti).await? else { return Ok(None) };
+    let Some((_, node)) = lineage.flatten().into_iter().find(|(_, n)| n.jti == jti) else { return Ok(None) };
+    fn live(node: &Node, now: UnixTime) -> usize {
+        usize::from(!node.revoked && node.expires_at > now) + node.children.iter().map(|c| live(c, now)).sum::<usize>()
+    }
+    let affected = live(node, now);
+    store.revoke_access_token(jti, node.expires_at, now).await.map_err(store_error)?;
+    let mut event = AuditEvent::new(now, AuditKind::TokenRevoked, "ok");
+    event.subject = Some(node.subject.clone());
+    event.client_id = Some(node.client_id.clone());
+    event.resource = Some(node.audience.clone());
+    event.jti = Some(jti.to_owned());
+    event.detail = Some(format!("subtree revoked by {by}: {affected} live token(s)"));
+    crate::audit::record_issuance(store, &event).await?;
+    tracing::info!(jti, by, affected, "token subtree revoked");
+    Ok(Some(affected))
+}

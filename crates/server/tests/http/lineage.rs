@@ -1,0 +1,192 @@
+//! A chain's lineage and its kill switch: the admin API (JSON tree, subtree revocation seen by a
+//! second instance on the same database), and the person's account page (the activity list, the
+//! graph, the CSRF-protected kill switch, nobody else's chains).
+
+use serde_json::Value;
+
+use crate::common::browser::{ALICE_PASSWORD, Browser, authorize_as_alice, delegation_config};
+use crate::common::{Backend, Options, TestServer, decode_unverified, fresh_database};
+
+const SECRET: &str = "lineage-test-secret-0123456789abcdefghijklm";
+const B: &str = "https://b.example/mcp";
+const C: &str = "https://c.example/api";
+const REDIRECT: &str = "https://agent-a.example/cb";
+const TE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const AT: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+fn config() -> String {
+    format!(
+        r#"{base}
+[admin]
+clients = ["ops"]
+
+[[resources]]
+uri = "{B}"
+scopes = ["data:read"]
+client_id = "mcp-b"
+
+[[resources]]
+uri = "{C}"
+scopes = ["data:read"]
+
+[[clients]]
+client_id = "agent-a"
+client_secret = "{SECRET}"
+redirect_uris = ["{REDIRECT}"]
+grant_types = ["authorization_code"]
+scopes = ["data:read"]
+
+[[clients]]
+client_id = "mcp-b"
+client_secret = "{SECRET}"
+grant_types = ["{TE}"]
+scopes = ["data:read"]
+
+[[clients]]
+client_id = "ops"
+client_secret = "{SECRET}"
+grant_types = []
+"#,
+        base = delegation_config()
+    )
+}
+
+/// alice → agent-a (for B) → mcp-b (for C, twice: a chain and a sibling). Returns the three tokens.
+async fn chain(server: &TestServer) -> (String, String, String) {
+    let mut browser = Browser::new();
+    let code =
+        authorize_as_alice(server, &mut browser, "agent-a", REDIRECT, &[("resource", B), ("scope", "data:read")]).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", crate::common::browser::VERIFIER),
+        ("resource", B),
+    ];
+    let t0: Value = server.post_form("/token", Some(("agent-a", SECRET)), &form).await.json().await.unwrap();
+    let t0 = t0["access_token"].as_str().unwrap().to_owned();
+    let exchange = |subject: String| async move {
+        let form =
+            [("grant_type", TE), ("subject_token", subject.as_str()), ("subject_token_type", AT), ("resource", C)];
+        let body: Value = server.post_form("/token", Some(("mcp-b", SECRET)), &form).await.json().await.unwrap();
+        body["access_token"].as_str().unwrap_or_else(|| panic!("{body}")).to_owned()
+    };
+    let t1 = exchange(t0.clone()).await;
+    let sibling = exchange(t0.clone()).await;
+    (t0, t1, sibling)
+}
+
+fn jti(token: &str) -> String {
+    decode_unverified(token).1["jti"].as_str().unwrap().to_owned()
+}
+
+async fn the_admin_api_shows_the_tree_and_revokes_a_subtree_everywhere(backend: Backend) {
+    let db = fresh_database(backend).await;
+    let a = TestServer::start_on(db.clone(), Options { config: config(), ..Options::default() }).await;
+    let b =
+        TestServer::start_on(db, Options { config: config(), issuer: Some(a.issuer.clone()), ..Options::default() })
+            .await;
+    let (t0, t1, sibling) = chain(&a).await;
+
+    let res = a
+        .http
+        .get(a.url(&format!("/admin/lineage/{}", jti(&t1))))
+        .basic_auth("ops", Some(SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let tree: Value = res.json().await.unwrap();
+    assert_eq!(tree["grant"]["username"], "alice");
+    assert_eq!(tree["grant"]["client_id"], "agent-a");
+    assert_eq!(tree["focus"], jti(&t1));
+    assert_eq!(tree["root"]["jti"], jti(&t0));
+    let children = tree["root"]["children"].as_array().unwrap();
+    assert_eq!(children.len(), 2, "{tree}");
+    assert_eq!(children[0]["actors"], serde_json::json!(["mcp-b", "agent-a"]));
+    assert_eq!(children[0]["audience"], C);
+
+    // Not an admin client: refused; unknown jti: 404.
+    let res = a
+        .http
+        .get(a.url(&format!("/admin/lineage/{}", jti(&t1))))
+        .basic_auth("agent-a", Some(SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = a.http.get(a.url(&format!("/admin/lineage/{}", jti(&t1)))).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let res = a.http.get(a.url("/admin/lineage/nope")).basic_auth("ops", Some(SECRET)).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+
+    // The kill switch on instance A: the root and everything from it, seen at once by instance B.
+    let res = a
+        .http
+        .post(a.url(&format!("/admin/lineage/{}/revoke", jti(&t0))))
+        .basic_auth("ops", Some(SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["live_tokens_revoked"], 3, "{body}");
+    for token in [&t0, &t1, &sibling] {
+        assert_eq!(b.introspect(token).await["active"], false, "revoked on the other instance too");
+    }
+    let audit = a.state().store.audit_by_jti(&jti(&t0)).await.unwrap();
+    assert!(
+        audit.iter().any(|e| e.detail.as_deref().is_some_and(|d| d.contains("subtree revoked by admin client ops"))),
+        "{audit:?}"
+    );
+}
+
+async fn the_person_sees_the_graph_and_can_pull_the_kill_switch(backend: Backend) {
+    let server =
+        TestServer::start_on(fresh_database(backend).await, Options { config: config(), ..Options::default() }).await;
+    let (t0, t1, sibling) = chain(&server).await;
+
+    let mut alice = Browser::new();
+    let login = alice.get(&server.url("/account")).await;
+    let signed_in = alice.sign_in(login.location.as_deref().unwrap(), "alice", ALICE_PASSWORD).await;
+    assert!(signed_in.status == 303 || signed_in.status == 302, "{}", signed_in.body);
+    let account = alice.get(&server.url("/account")).await;
+    assert_eq!(account.status, 200);
+    let link = format!("/account/lineage/{}", jti(&t1));
+    let escaped = link.replace('/', "&#x2f;");
+    assert!(account.body.contains(&escaped), "the activity list links each token: {}", account.body);
+    assert!(account.body.contains("mcp-b ← agent-a"), "{}", account.body);
+
+    let graph = alice.get(&server.url(&link)).await;
+    assert_eq!(graph.status, 200);
+    assert_eq!(graph.headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"), true);
+    assert!(graph.body.contains("<svg class=\"lineage\""), "{}", graph.body);
+    assert_eq!(graph.body.matches("<rect").count(), 3, "three tokens: {}", graph.body);
+    assert!(graph.body.contains("acting: mcp-b ← agent-a"), "{}", graph.body);
+    let csrf = graph.field("csrf").expect("a CSRF field on the kill switch");
+
+    // mallory sees none of it.
+    let mut mallory = Browser::new();
+    let login = mallory.get(&server.url("/account")).await;
+    mallory.sign_in(login.location.as_deref().unwrap(), "mallory", "mallory-password-123").await;
+    let theirs = mallory.get(&server.url(&link)).await;
+    assert_ne!(theirs.status, 200);
+    assert!(!theirs.body.contains("<svg"), "{}", theirs.body);
+
+    // Without the CSRF token nothing happens; with it, t1 and only t1's subtree is revoked.
+    let forged = alice.post(&server.url(&format!("{link}/revoke")), &[]).await;
+    assert_ne!(forged.status, 303);
+    assert_eq!(server.introspect(&t1).await["active"], true);
+    let done = alice.post(&server.url(&format!("{link}/revoke")), &[("csrf", csrf.as_str())]).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(server.introspect(&t1).await["active"], false);
+    assert_eq!(server.introspect(&sibling).await["active"], true, "the sibling lives on");
+    assert_eq!(server.introspect(&t0).await["active"], true, "the parent lives on");
+    let after = alice.get(&server.url(&link)).await;
+    assert!(after.body.contains("class=\"revoked\"") && !after.body.contains("revoke-subtree"), "{}", after.body);
+}
+
+crate::on_both_backends!(
+    the_admin_api_shows_the_tree_and_revokes_a_subtree_everywhere,
+    the_person_sees_the_graph_and_can_pull_the_kill_switch
+);
