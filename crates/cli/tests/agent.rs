@@ -14,6 +14,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_mandate");
 const ALICE_PASSWORD: &str = "agent-test-alice-password";
 const BUILD_SECRET: &str = "agent-test-build-agent-secret-0123456789abc";
+const API: &str = "https://api.example/v1";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -24,6 +25,7 @@ fn free_port() -> u16 {
 struct Setup {
     issuer: String,
     mcp: String,
+    config: std::path::PathBuf,
     children: Vec<Child>,
     dir: tempfile::TempDir,
 }
@@ -66,10 +68,21 @@ password = "{ALICE_PASSWORD}"
 [[resources]]
 uri = "{mcp}"
 scopes = ["tools:read", "tools:call"]
+client_id = "mcp-gateway"
+[[resources]]
+uri = "{API}"
+scopes = ["tools:read"]
+
 [[clients]]
 client_id = "build-agent"
 client_secret = "{BUILD_SECRET}"
 grant_types = ["client_credentials"]
+scopes = ["tools:read"]
+
+[[clients]]
+client_id = "mcp-gateway"
+client_secret = "{BUILD_SECRET}"
+grant_types = ["urn:ietf:params:oauth:grant-type:token-exchange"]
 scopes = ["tools:read"]
 "#,
                 db = dir.path().display()
@@ -89,7 +102,7 @@ scopes = ["tools:read"]
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let setup = Self { issuer, mcp, children: vec![serve, gateway], dir };
+        let setup = Self { issuer, mcp, config, children: vec![serve, gateway], dir };
         wait_until_up(&format!("{}/healthz", setup.issuer)).await;
         wait_until_up(&format!("http://127.0.0.1:{mcp_port}/.well-known/oauth-protected-resource/mcp")).await;
         setup
@@ -335,4 +348,69 @@ async fn client_credentials_for_the_agent_itself_and_inspect() {
     let out = setup.run(&["inspect", &forged], &[]);
     assert!(!out.status.success());
     assert!(text(&out.stdout).contains("NOT VERIFIED"), "{}", text(&out.stdout));
+}
+
+#[tokio::test]
+async fn exchange_then_follow_the_lineage_and_pull_the_kill_switch() {
+    let setup = Setup::start().await;
+    let secret_env = [("MANDATE_AGENT_CLIENT_SECRET", BUILD_SECRET)];
+    let out = setup.run(&["client-credentials", &setup.mcp, "--client-id", "build-agent"], &secret_env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let subject = text(&out.stdout).trim().to_owned();
+
+    // The gateway's own client exchanges the agent's token to call the API behind it.
+    let exchange = |subject: &str| {
+        setup.run(
+            &[
+                "exchange",
+                "--issuer",
+                &setup.issuer,
+                "--subject-token",
+                subject,
+                "--resource",
+                API,
+                "--client-id",
+                "mcp-gateway",
+            ],
+            &secret_env,
+        )
+    };
+    let out = exchange(&subject);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let response: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(response["issued_token_type"], "urn:ietf:params:oauth:token-type:access_token");
+    let exchanged = response["access_token"].as_str().unwrap().to_owned();
+    let c = claims(&exchanged);
+    assert_eq!((c["sub"].as_str(), c["aud"].as_str()), (Some("build-agent"), Some(API)));
+    assert_eq!(c["act"]["sub"], "mcp-gateway");
+    let shown = text(&setup.run(&["inspect", &exchanged], &[]).stdout);
+    assert!(shown.contains("acting       mcp-gateway"), "{shown}");
+
+    let config = setup.config.to_str().unwrap().to_owned();
+    let audit = |args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("audit").args(args).args(["--config", &config]).env_remove("RUST_LOG");
+        cmd.output().unwrap()
+    };
+    let tree = audit(&["lineage", c["jti"].as_str().unwrap()]);
+    assert!(tree.status.success(), "{}", text(&tree.stderr));
+    let printed = text(&tree.stdout);
+    let subject_jti = claims(&subject)["jti"].as_str().unwrap().to_owned();
+    assert!(
+        printed.contains(&format!("└─ {subject_jti} build-agent")),
+        "the chain starts at the agent's token: {printed}"
+    );
+    assert!(printed.contains("mcp-gateway (acting: mcp-gateway)") && printed.contains("◀"), "{printed}");
+    let json = audit(&["lineage", c["jti"].as_str().unwrap(), "--json"]);
+    let doc: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["root"]["children"][0]["jti"], c["jti"]);
+
+    let killed = audit(&["revoke", &subject_jti]);
+    assert!(killed.status.success(), "{}", text(&killed.stderr));
+    assert!(text(&killed.stdout).contains("2 live token(s)"), "{}", text(&killed.stdout));
+    let refused = exchange(&exchanged);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("revoked"), "{}", text(&refused.stderr));
+    let unknown = audit(&["lineage", "no-such-jti"]);
+    assert!(text(&unknown.stderr).contains("no token with jti no-such-jti"), "{}", text(&unknown.stderr));
 }
