@@ -93,8 +93,10 @@ async fn issue(
         "access_token": issued.access_token,
         "token_type": issued.token_type,
         "expires_in": issued.expires_in,
-        "scope": issued.scope.to_string(),
     });
+    if !issued.scope.is_empty() {
+        body["scope"] = json!(issued.scope.to_string());
+    }
     if grant == GrantType::TokenExchange {
         body["issued_token_type"] = json!(issued.issued_token_type);
     }

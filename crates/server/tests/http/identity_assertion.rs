@@ -278,7 +278,33 @@ async fn identity_chaining_carries_the_actor_to_the_other_domain(backend: Backen
     assert_eq!(at["act"], json!({ "sub": "agent-a" }), "the chain of custody crosses the domains");
 }
 
+/// rmcp's enterprise-managed authorization client (feature `auth-enterprise-managed`), written
+/// by others, runs both exchanges against the two instances and checks every binding itself.
+async fn rmcp_enterprise_managed_client_completes_the_flow(backend: Backend) {
+    use rmcp::transport::auth::default_oauth_http_client;
+    use rmcp::transport::auth::enterprise::{EmaAuthorizationServer, EmaClientAuthentication, EmaExchangeRequest};
+    let Pair { idp, rs_as } = start(backend).await;
+    let signed_in = alice_at_idp(&idp).await;
+    let id_token = signed_in["id_token"].as_str().unwrap();
+    let secret = || EmaClientAuthentication::ClientSecretBasic(oauth2::ClientSecret::new(SECRET.to_owned()));
+    let at_idp =
+        EmaAuthorizationServer::new(&idp.issuer, idp.url("/token"), "agent-a").with_client_authentication(secret());
+    let at_as = EmaAuthorizationServer::new(&rs_as.issuer, rs_as.url("/token"), "agent-a-at-y")
+        .with_client_authentication(secret());
+    let http = default_oauth_http_client().unwrap();
+    let token = EmaExchangeRequest::new_with_id_token(at_idp, at_as, TOOLS, id_token)
+        .with_scopes(["tools:read"])
+        .exchange(&http, &http)
+        .await
+        .expect("rmcp accepts both responses");
+    assert_eq!(token.scopes, std::collections::HashSet::from(["tools:read".to_owned()]));
+    let introspected = rs_as.introspect(token.access_token.secret()).await;
+    assert_eq!(introspected["active"], true);
+    assert_eq!((introspected["sub"].as_str(), introspected["aud"].as_str()), (Some("alice"), Some(TOOLS)));
+}
+
 crate::on_both_backends!(
     an_id_jag_from_one_instance_is_redeemed_at_another,
-    identity_chaining_carries_the_actor_to_the_other_domain
+    identity_chaining_carries_the_actor_to_the_other_domain,
+    rmcp_enterprise_managed_client_completes_the_flow
 );
