@@ -141,6 +141,7 @@ export async function startMandate({
   for (const r of resources) {
     lines.push('', '[[resources]]', `uri = ${q(r.uri)}`, `name = ${q(r.name)}`, `scopes = ${list(r.scopes)}`);
     if (r.scope_descriptions) lines.push(`scope_descriptions = ${table(r.scope_descriptions)}`);
+    if (r.client_id) lines.push(`client_id = ${q(r.client_id)}`);
   }
   for (const u of users) {
     lines.push('', '[[users]]', `username = ${q(u.username)}`, `password = ${q(u.password)}`);
