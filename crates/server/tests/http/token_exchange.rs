@@ -86,6 +86,8 @@ async fn start(backend: Backend) -> TestServer {
     TestServer::start_on(fresh_database(backend).await, Options { config: config(), ..Options::default() }).await
 }
 
+const PARTNER: &str = "https://partner.example";
+
 /// alice's token for agent A on B, with data:read and data:write.
 async fn alices_token(server: &TestServer) -> String {
     let mut browser = Browser::new();
@@ -322,7 +324,56 @@ async fn revoking_a_token_kills_its_subtree_and_spares_siblings(backend: Backend
     assert!(body["error_description"].as_str().unwrap().contains("revoked"), "{body}");
 }
 
+/// A partner's JWT (a trusted issuer) as subject token, naming who may act for its subject.
+async fn may_act_in_a_trusted_subject_token_decides_who_may_act(backend: Backend) {
+    use mandate_core::jose::{SigningAlgorithm, SigningKey, generate_private_key};
+    let alg = SigningAlgorithm::ES256;
+    let key = SigningKey::from_pkcs8(alg, &generate_private_key(alg).unwrap()).unwrap();
+    let jwks = serde_json::to_value(mandate_core::jose::public_jwks([&key])).unwrap();
+    let trusted = format!(
+        "\n[[trusted_issuers]]\nissuer = \"{PARTNER}\"\njwks = {}\n",
+        crate::private_key_jwt::toml_inline(&jwks)
+    );
+    let config = format!("{}{trusted}", config());
+    let server = TestServer::start_on(fresh_database(backend).await, Options { config, ..Options::default() }).await;
+    let now = mandate_core::Clock::now(&mandate_core::SystemClock);
+    let partner_token = |may_act: &str| {
+        let claims = json!({
+            "iss": PARTNER, "sub": "bob@partner", "aud": B, "scope": "data:read",
+            "iat": now, "exp": now + 120, "may_act": { "sub": may_act },
+        });
+        key.sign("JWT", &claims).unwrap()
+    };
+    let jwt = "urn:ietf:params:oauth:token-type:jwt";
+
+    let allowed = partner_token("mcp-b");
+    let res =
+        exchange(&server, "mcp-b", &[("subject_token", &allowed), ("subject_token_type", jwt), ("resource", C)]).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let (_, claims) = decode_unverified(token(&body));
+    assert_eq!(claims["sub"], "bob@partner");
+    assert_eq!(claims["act"], json!({ "sub": "mcp-b" }));
+    assert!(claims["exp"].as_i64().unwrap() <= now + 120, "within the partner token's life");
+
+    let someone_else = partner_token("api-c");
+    let res =
+        exchange(&server, "mcp-b", &[("subject_token", &someone_else), ("subject_token_type", jwt), ("resource", C)])
+            .await;
+    let body = assert_oauth_error(res, 400, "invalid_request").await;
+    assert!(body["error_description"].as_str().unwrap().contains("may_act does not allow mcp-b"), "{body}");
+
+    // Signed by a key the partner does not publish: refused.
+    let stranger = SigningKey::from_pkcs8(alg, &generate_private_key(alg).unwrap()).unwrap();
+    let forged =
+        stranger.sign("JWT", &json!({ "iss": PARTNER, "sub": "bob@partner", "aud": B, "exp": now + 60 })).unwrap();
+    let res =
+        exchange(&server, "mcp-b", &[("subject_token", &forged), ("subject_token_type", jwt), ("resource", C)]).await;
+    assert_oauth_error(res, 400, "invalid_request").await;
+}
+
 crate::on_both_backends!(
+    may_act_in_a_trusted_subject_token_decides_who_may_act,
     a_three_hop_chain_carries_every_actor,
     every_refusal_has_its_error,
     revoking_a_token_kills_its_subtree_and_spares_siblings
