@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::Issued;
 use super::presented::{self, Kind};
-use super::token_exchange::{Exchange, check_holder, current_actor, prior_chain};
+use super::token_exchange::{Exchange, check_depth, check_holder, current_actor, narrowed, prior_chain};
 use crate::client_auth::AuthenticatedClient;
 use crate::config::custody::ChainingTarget;
 use crate::form::OAuthForm;
@@ -176,28 +176,11 @@ pub async fn authorization_grant(
     }
     check_holder(state, client, subject)?;
     let target = target(state, form, true)?;
-    let scope = match requested_scope(form)? {
-        Some(requested) => {
-            let beyond = requested.difference(&subject.scope);
-            if !beyond.is_empty() {
-                return Err(OAuthError::invalid_scope(format!(
-                    "scope {beyond} is not in the subject token; an exchange can only narrow"
-                )));
-            }
-            requested
-        }
-        None => subject.scope.clone(),
-    };
+    let scope = narrowed(form, subject)?.unwrap_or_else(|| subject.scope.clone());
     let current = current_actor(client, exchange.actor.as_ref())?;
     let prior = prior_chain(subject, &current);
     let act = Actor::after(current, prior);
-    let limit = state.settings.custody.max_delegation_depth;
-    if act.depth() > limit {
-        return Err(OAuthError::invalid_request(format!(
-            "the delegation chain would be {} actors long; the limit is {limit}",
-            act.depth()
-        )));
-    }
+    check_depth(state, &act)?;
     let now = state.now();
     let claims = AssertionClaims {
         iss: state.settings.issuer.as_str(),

@@ -81,6 +81,32 @@ pub fn check_holder(state: &AppState, client: &AuthenticatedClient, subject: &Pr
     }
 }
 
+/// The requested scope, which must lie within the subject token's; `None` when none was asked.
+pub(super) fn narrowed(form: &OAuthForm, subject: &Presented) -> Result<Option<ScopeSet>, OAuthError> {
+    let Some(raw) = form.get("scope") else { return Ok(None) };
+    let requested = ScopeSet::parse(raw).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+    let beyond = requested.difference(&subject.scope);
+    if !beyond.is_empty() {
+        return Err(OAuthError::invalid_scope(format!(
+            "scope {beyond} is not in the subject token; an exchange can only narrow"
+        )));
+    }
+    Ok(Some(requested))
+}
+
+/// `token_exchange.max_delegation_depth`.
+pub(super) fn check_depth(state: &AppState, act: &Actor) -> Result<(), OAuthError> {
+    let limit = state.settings.custody.max_delegation_depth;
+    if act.depth() > limit {
+        return Err(OAuthError::invalid_request(format!(
+            "the delegation chain would be {} actors long ({}); the limit is {limit}",
+            act.depth(),
+            act.chain().join(" ← ")
+        )));
+    }
+    Ok(())
+}
+
 /// Who acts now: the actor token's subject, or else the client itself.
 pub(super) fn current_actor(client: &AuthenticatedClient, actor: Option<&Presented>) -> Result<Actor, OAuthError> {
     match actor {
@@ -133,28 +159,14 @@ async fn delegate(
     // A client narrowing its own token (no one before it, acting for itself) delegates to nobody.
     let own_token = prior.is_none() && current.sub == subject.sub;
     let act = (!impersonate && !own_token).then(|| Actor::after(current, prior));
-    let limit = state.settings.custody.max_delegation_depth;
-    if let Some(act) = &act
-        && act.depth() > limit
-    {
-        return Err(OAuthError::invalid_request(format!(
-            "the delegation chain would be {} actors long ({}); the limit is {limit}",
-            act.depth(),
-            act.chain().join(" ← ")
-        )));
+    if let Some(act) = &act {
+        check_depth(state, act)?;
     }
 
     let resource = resolve_target(state, client, form).await?;
     let offered = resource.scopes.intersection(&client.scopes);
-    let scope = match form.get("scope") {
-        Some(raw) => {
-            let requested = ScopeSet::parse(raw).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
-            let beyond_subject = requested.difference(&subject.scope);
-            if !beyond_subject.is_empty() {
-                return Err(OAuthError::invalid_scope(format!(
-                    "scope {beyond_subject} is not in the subject token; an exchange can only narrow"
-                )));
-            }
+    let scope = match narrowed(form, subject)? {
+        Some(requested) => {
             let beyond_offer = requested.difference(&offered);
             if !beyond_offer.is_empty() {
                 return Err(OAuthError::invalid_scope(format!(
