@@ -2,13 +2,14 @@
 //! whose protected resource metadata the agent discovers): a person's sign-in through mandate's
 //! own pages, cached and refreshed tokens for scripts, logout, client credentials, and inspect.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mandate");
@@ -131,56 +132,6 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A cookie-keeping walk through mandate's sign-in and consent pages, as a person's browser
-/// would, ending at the agent's loopback redirect.
-async fn approve_in_browser(authorization_url: &str) {
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let mut cookies: BTreeMap<String, String> = BTreeMap::new();
-    let mut url = authorization_url.to_owned();
-    let mut form: Option<Vec<(String, String)>> = None;
-    for _ in 0..10 {
-        let cookie = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
-        let request = match form.take() {
-            Some(fields) => http.post(url.split('?').next().unwrap()).form(&fields),
-            None => http.get(&url),
-        };
-        let res = request.header(COOKIE, cookie).send().await.unwrap();
-        for value in res.headers().get_all(SET_COOKIE) {
-            let pair = value.to_str().unwrap().split(';').next().unwrap().to_owned();
-            let (k, v) = pair.split_once('=').unwrap();
-            cookies.insert(k.to_owned(), v.to_owned());
-        }
-        if let Some(location) = res.headers().get(LOCATION) {
-            url = location.to_str().unwrap().to_owned();
-            if url.contains("/callback?") {
-                let delivered = http.get(&url).send().await.unwrap();
-                assert_eq!(delivered.status(), 200, "the agent's loopback listener took the response");
-                return;
-            }
-            continue;
-        }
-        let page = res.text().await.unwrap();
-        let field = |name: &str| {
-            let marker = format!("name=\"{name}\" value=\"");
-            let start = page.find(&marker)? + marker.len();
-            let end = page[start..].find('"')? + start;
-            Some(page[start..end].replace("&#x2f;", "/").replace("&amp;", "&"))
-        };
-        let mut fields = vec![("csrf".to_owned(), field("csrf").expect("a CSRF field on every form page"))];
-        if let Some(r) = field("request") {
-            fields.push(("request".into(), r));
-        }
-        if page.contains("name=\"password\"") {
-            fields.push(("username".into(), "alice".into()));
-            fields.push(("password".into(), ALICE_PASSWORD.into()));
-        } else {
-            fields.push(("decision".into(), "approve".into()));
-        }
-        form = Some(fields);
-    }
-    panic!("the pages never redirected to the agent");
-}
-
 fn claims(token: &str) -> Value {
     use base64::Engine as _;
     let payload = token.split('.').nth(1).unwrap();
@@ -218,7 +169,10 @@ async fn a_person_signs_in_once_and_scripts_get_fresh_tokens_until_logout() {
         "the gateway's scopes_supported, plus offline_access because mandate lists it"
     );
     assert!(query["redirect_uri"].starts_with("http://127.0.0.1:"), "a loopback redirect");
-    approve_in_browser(&url).await;
+    let callback = common::sign_in_and_approve(&url, "alice", ALICE_PASSWORD).await;
+    assert!(callback.contains("/callback?"), "{callback}");
+    let delivered = reqwest::get(&callback).await.unwrap();
+    assert_eq!(delivered.status(), 200, "the agent's loopback listener took the response");
     let out = login.wait_with_output().unwrap();
     assert!(out.status.success(), "login: {}", text(&out.stderr));
     let said = text(&out.stdout);
