@@ -100,9 +100,11 @@ pub async fn prepare(parts: Parts) -> Result<AppState, StartError> {
     let fetcher = mandate_fetch::CachedFetcher::new(mandate_fetch::Fetcher::new(policy)?);
     let metadata_fetcher = mandate_fetch::CachedFetcher::new(mandate_fetch::Fetcher::new(metadata_policy)?);
     let logo_fetcher = mandate_fetch::CachedFetcher::new(mandate_fetch::Fetcher::new(logo_policy)?);
+    let issuances = crate::audit::IssuanceLog::start(parts.store.clone());
     Ok(AppState {
         settings: Arc::new(parts.settings),
         store: parts.store,
+        issuances,
         clock: parts.clock,
         rng: parts.rng,
         keyring: Arc::new(keyring),

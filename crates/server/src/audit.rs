@@ -1,8 +1,11 @@
 //! Writing audit events. An issuance is returned only after its audit row is committed; a failed
 //! write for a refusal is logged and does not change the answer.
 
+use std::sync::Arc;
+
 use mandate_core::{AuditEvent, OAuthError};
-use mandate_store::Store;
+use mandate_store::{IssuanceRecord, Store};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::store_error;
 
@@ -32,4 +35,50 @@ pub async fn revoke_grant(
     record_issuance(state.store.as_ref(), &event).await?;
     tracing::warn!(client_id, was_live, reason, "grant revoked with every token issued from it");
     Ok(())
+}
+
+/// Most issuances committed in one transaction.
+const MAX_BATCH: usize = 256;
+
+type Pending = (IssuanceRecord, oneshot::Sender<Result<(), OAuthError>>);
+
+/// Group commit of issuances: each token's audit and lineage rows are committed before it is
+/// answered, but issuances that arrive while a commit is in progress share the next one. Under
+/// load that is one transaction (one fsync on SQLite) for many tokens; alone, a request waits for
+/// exactly its own commit, with no added delay.
+#[derive(Clone)]
+pub struct IssuanceLog {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl IssuanceLog {
+    /// Starts the writer on the current runtime; it ends when every handle is dropped.
+    pub fn start(store: Arc<dyn Store>) -> Self {
+        let (queue, mut incoming) = mpsc::channel::<Pending>(4 * MAX_BATCH);
+        tokio::spawn(async move {
+            while let Some(first) = incoming.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match incoming.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let (records, replies): (Vec<IssuanceRecord>, Vec<_>) = batch.into_iter().unzip();
+                metrics::histogram!("mandate_issuance_batch_size").record(records.len() as f64);
+                let result = store.record_issuances(&records).await.map_err(store_error);
+                for reply in replies {
+                    let _ = reply.send(result.clone());
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Returns once `record` is committed (or the commit failed).
+    pub async fn record(&self, record: IssuanceRecord) -> Result<(), OAuthError> {
+        let (reply, committed) = oneshot::channel();
+        self.queue.send((record, reply)).await.map_err(|_| OAuthError::server_error())?;
+        committed.await.map_err(|_| OAuthError::server_error())?
+    }
 }

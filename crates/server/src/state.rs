@@ -23,6 +23,8 @@ pub struct AppState {
     pub metadata_fetcher: Arc<mandate_fetch::CachedFetcher>,
     /// …and this one for client logos (images, [`crate::clients::logo::MAX_LOGO_BYTES`]).
     pub logo_fetcher: Arc<mandate_fetch::CachedFetcher>,
+    /// Issued tokens' audit and lineage rows, group-committed.
+    pub issuances: crate::audit::IssuanceLog,
 }
 
 impl AppState {

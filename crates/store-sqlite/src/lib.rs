@@ -349,27 +349,35 @@ impl RevocationStore for SqliteStore {
     }
 }
 
+/// One audit row, on the pool or inside a transaction.
+pub(crate) async fn insert_audit<'e, E: sqlx::Executor<'e, Database = sqlx::Sqlite>>(
+    executor: E,
+    e: &AuditEvent,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, event, grant_type, client_id, subject, resource, scope, outcome, jti, parent_jti, detail)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(e.at)
+    .bind(e.kind.as_str())
+    .bind(&e.grant_type)
+    .bind(&e.client_id)
+    .bind(&e.subject)
+    .bind(&e.resource)
+    .bind(&e.scope)
+    .bind(&e.outcome)
+    .bind(&e.jti)
+    .bind(&e.parent_jti)
+    .bind(&e.detail)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, e: &AuditEvent) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (at, event, grant_type, client_id, subject, resource, scope, outcome, jti, parent_jti, detail)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(e.at)
-        .bind(e.kind.as_str())
-        .bind(&e.grant_type)
-        .bind(&e.client_id)
-        .bind(&e.subject)
-        .bind(&e.resource)
-        .bind(&e.scope)
-        .bind(&e.outcome)
-        .bind(&e.jti)
-        .bind(&e.parent_jti)
-        .bind(&e.detail)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        insert_audit(&self.pool, e).await
     }
 
     async fn recent_audit(&self, limit: u32) -> StoreResult<Vec<AuditEvent>> {

@@ -2,7 +2,7 @@
 //! parents' or its grant.
 
 use async_trait::async_trait;
-use mandate_store::{LineageStore, StoreResult, TokenRecord};
+use mandate_store::{IssuanceRecord, LineageStore, StoreResult, TokenRecord};
 
 use crate::SqliteStore;
 
@@ -12,28 +12,47 @@ macro_rules! columns {
     };
 }
 
+async fn insert_lineage<'e, E: sqlx::Executor<'e, Database = sqlx::Sqlite>>(
+    executor: E,
+    r: &TokenRecord,
+) -> StoreResult<()> {
+    sqlx::query(concat!(
+        "INSERT INTO token_lineage (",
+        columns!(),
+        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (jti) DO NOTHING"
+    ))
+    .bind(&r.jti)
+    .bind(&r.kind)
+    .bind(&r.parent_jti)
+    .bind(&r.actor_jti)
+    .bind(&r.grant_id)
+    .bind(&r.subject)
+    .bind(&r.client_id)
+    .bind(&r.audience)
+    .bind(&r.scope)
+    .bind(&r.act)
+    .bind(r.issued_at)
+    .bind(r.expires_at)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl LineageStore for SqliteStore {
     async fn record_token(&self, r: &TokenRecord) -> StoreResult<()> {
-        sqlx::query(concat!(
-            "INSERT INTO token_lineage (",
-            columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (jti) DO NOTHING"
-        ))
-        .bind(&r.jti)
-        .bind(&r.kind)
-        .bind(&r.parent_jti)
-        .bind(&r.actor_jti)
-        .bind(&r.grant_id)
-        .bind(&r.subject)
-        .bind(&r.client_id)
-        .bind(&r.audience)
-        .bind(&r.scope)
-        .bind(&r.act)
-        .bind(r.issued_at)
-        .bind(r.expires_at)
-        .execute(&self.pool)
-        .await?;
+        insert_lineage(&self.pool, r).await
+    }
+
+    async fn record_issuances(&self, batch: &[IssuanceRecord]) -> StoreResult<()> {
+        // One transaction, one commit (one fsync) for the whole batch: the group commit of
+        // issuances under load.
+        let mut tx = self.pool.begin().await?;
+        for issued in batch {
+            crate::insert_audit(&mut *tx, &issued.event).await?;
+            insert_lineage(&mut *tx, &issued.lineage).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -9,8 +9,8 @@ use mandate_core::{
 };
 
 use crate::{
-    AuthorizationCode, AuthorizationRequest, BrowserSession, CodeRedemption, Consent, Grant, RefreshToken, RefreshUse,
-    Registration, Store, StoredKey, TokenRecord,
+    AuthorizationCode, AuthorizationRequest, BrowserSession, CodeRedemption, Consent, Grant, IssuanceRecord,
+    RefreshToken, RefreshUse, Registration, Store, StoredKey, TokenRecord,
 };
 
 /// Generates one `#[tokio::test]` per contract check; `$make` is an async expression giving a
@@ -35,7 +35,7 @@ macro_rules! contract_tests {
             purge_drops_only_unused_registered_clients, grant_attestation_round_trips_and_binds_once,
             attestation_challenge_is_taken_once, racing_challenge_takes_have_one_winner,
             purge_drops_expired_attestation_challenges, lineage_round_trips_and_lists_children,
-            revoking_a_token_revokes_what_was_exchanged_from_it);
+            revoking_a_token_revokes_what_was_exchanged_from_it, issuances_are_committed_together);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -934,4 +934,27 @@ pub async fn revoking_a_token_revokes_what_was_exchanged_from_it(store: &dyn Sto
     assert!(!store.is_access_token_revoked("a3").await.unwrap());
     store.revoke_grant("g1", 300).await.unwrap();
     assert!(store.is_access_token_revoked("a3").await.unwrap());
+}
+
+pub async fn issuances_are_committed_together(store: &dyn Store) {
+    store.record_issuances(&[]).await.unwrap();
+    let batch: Vec<IssuanceRecord> = (0..50)
+        .map(|i| {
+            let jti = format!("batch-{i}");
+            let mut event = AuditEvent::new(1000 + i, AuditKind::TokenIssued, "ok");
+            event.jti = Some(jti.clone());
+            event.client_id = Some("build-agent".into());
+            IssuanceRecord { event, lineage: token_record(&jti, None, None, None, 1000 + i) }
+        })
+        .collect();
+    store.record_issuances(&batch).await.unwrap();
+    for i in [0, 25, 49] {
+        let jti = format!("batch-{i}");
+        let audit = store.audit_by_jti(&jti).await.unwrap();
+        assert_eq!(audit.len(), 1, "{jti}");
+        assert_eq!(audit[0].kind, AuditKind::TokenIssued);
+        assert!(store.get_token_record(&jti).await.unwrap().is_some(), "{jti}");
+    }
+    let newest = store.recent_audit(1).await.unwrap();
+    assert_eq!(newest[0].jti.as_deref(), Some("batch-49"), "in order");
 }

@@ -180,11 +180,20 @@ pub struct TokenRecord {
     pub expires_at: UnixTime,
 }
 
+/// An issued token's audit row and lineage row, committed together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssuanceRecord {
+    pub event: AuditEvent,
+    pub lineage: TokenRecord,
+}
+
 /// Where every token came from: the lineage shown by `mandate audit lineage` and the admin API,
 /// and followed by revocation (a token is inactive when anything it derives from is revoked).
 #[async_trait]
 pub trait LineageStore: Send + Sync {
     async fn record_token(&self, record: &TokenRecord) -> StoreResult<()>;
+    /// The audit and lineage rows of several issuances, in one transaction: all or none.
+    async fn record_issuances(&self, batch: &[IssuanceRecord]) -> StoreResult<()>;
     async fn get_token_record(&self, jti: &str) -> StoreResult<Option<TokenRecord>>;
     /// Tokens exchanged from `jti`, as subject token or as actor token, oldest first.
     async fn token_children(&self, jti: &str) -> StoreResult<Vec<TokenRecord>>;

@@ -5,11 +5,11 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use mandate_core::{AuditEvent, AuditKind, GrantType, OAuthError};
-use mandate_store::TokenRecord;
+use mandate_store::{IssuanceRecord, TokenRecord};
 use serde_json::json;
 
 use super::{bounded, no_store_json};
-use crate::audit::{record_issuance, record_refusal};
+use crate::audit::record_refusal;
 use crate::client_auth::{self, AuthenticatedClient};
 use crate::error::Failure;
 use crate::form::OAuthForm;
@@ -78,9 +78,9 @@ async fn issue(
         (Some(pushed), Some(attested)) => Some(format!("{pushed}; {attested}")),
         (pushed, attested) => pushed.or(attested),
     };
-    // No token leaves before its issuance and its lineage are on record.
-    record_issuance(state.store.as_ref(), &event).await?;
-    state.store.record_token(&lineage_of(&issued, &client.client_id)).await.map_err(crate::error::store_error)?;
+    // No token leaves before its issuance and its lineage are on record (group-committed).
+    let lineage = lineage_of(&issued, &client.client_id);
+    state.issuances.record(IssuanceRecord { event, lineage }).await?;
     if client.client_id.starts_with(super::register::CLIENT_ID_PREFIX) {
         // Self-registered clients expire when unused; this one is in use.
         state.store.touch_registration(&client.client_id, state.now()).await.map_err(crate::error::store_error)?;
