@@ -57,6 +57,8 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
   },
 });
 
-provider.listen(Number(port), '127.0.0.1', () => {
+const server = provider.listen(Number(port), '127.0.0.1', () => {
   console.log(`oidc-provider listening on http://127.0.0.1:${port} (node ${process.version})`);
 });
+// compare.sh stops every server with SIGTERM and expects a clean exit (Node's default is 143).
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
