@@ -1,10 +1,10 @@
 -- Shared by token.lua, introspect.lua and jwks.lua (loaded with dofile, not run by wrk itself).
 --
 -- Every response is counted by status in its wrk thread; `done` adds the threads up, prints the
--- summary and writes one key=value line to $BENCH_RESULT for client-credentials.sh. A run in which
--- any response was not 200 (or whose body lacks $BENCH_EXPECT), or with any socket error or
--- timeout, ends with "BENCH FAILED" on stderr, and the shell script then fails: a broken setup must
--- never produce a good-looking number.
+-- summary and writes one key=value line to $BENCH_RESULT for run_wrk in bench/lib.sh. A run in
+-- which any response was not 200 (or whose body lacks $BENCH_EXPECT), or with any socket error or
+-- timeout, ends with "BENCH FAILED" on stderr, and the shell script then fails: a broken setup
+-- must never produce a good-looking number.
 
 local lib = {}
 
@@ -12,7 +12,7 @@ local lib = {}
 function lib.env(name)
   local value = os.getenv(name)
   if value == nil or value == "" then
-    error(name .. " is not set (run this script through bench/client-credentials.sh)")
+    error(name .. " is not set (run this script through bench/client-credentials.sh or bench/compare.sh)")
   end
   return value
 end
