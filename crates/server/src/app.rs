@@ -105,6 +105,7 @@ pub async fn prepare(parts: Parts) -> Result<AppState, StartError> {
         settings: Arc::new(parts.settings),
         store: parts.store,
         issuances,
+        lookups: crate::lookups::Lookups::default(),
         clock: parts.clock,
         rng: parts.rng,
         keyring: Arc::new(keyring),

@@ -14,6 +14,7 @@ pub mod grants;
 pub mod issuer;
 pub mod keyring;
 pub mod lineage;
+pub mod lookups;
 pub mod minting;
 pub mod seed;
 pub mod state;

@@ -25,6 +25,8 @@ pub struct AppState {
     pub logo_fetcher: Arc<mandate_fetch::CachedFetcher>,
     /// Issued tokens' audit and lineage rows, group-committed.
     pub issuances: crate::audit::IssuanceLog,
+    /// Clients and resources reused for a moment between requests.
+    pub lookups: crate::lookups::Lookups,
 }
 
 impl AppState {

@@ -11,7 +11,6 @@ pub mod pushed;
 use mandate_core::{Client, OAuthError};
 use mandate_store::AuthorizationRequest;
 
-use crate::error::store_error;
 use crate::state::AppState;
 
 /// The client `client_id` names, enabled or not; `None` when there is no such client. A metadata
@@ -28,7 +27,7 @@ pub async fn find(state: &AppState, client_id: &str) -> Result<Option<Client>, O
         }
         return metadata::resolve(state, client_id).await.map(Some);
     }
-    state.store.get_client(client_id).await.map_err(store_error)
+    state.lookups.client(state, client_id).await
 }
 
 /// A URL in client metadata that mandate will fetch (`jwks_uri`, `logo_uri`): absolute, https

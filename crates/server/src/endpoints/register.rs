@@ -308,7 +308,9 @@ pub async fn update(
         software_publisher: publisher.clone(),
         ..registration
     };
-    if !state.store.update_registered_client(&client, &updated, now).await.map_err(store_error)? {
+    let changed = state.store.update_registered_client(&client, &updated, now).await.map_err(store_error)?;
+    state.lookups.forget_client(&client.client_id).await;
+    if !changed {
         return Err(invalid_token("the registration access token is not valid for this client"));
     }
     let mut event = AuditEvent::new(now, AuditKind::ClientUpdated, "ok");
@@ -333,6 +335,7 @@ pub async fn delete(
 ) -> Result<Response, Failure> {
     authorized(&state, &headers, &client_id).await?;
     state.store.delete_registered_client(&client_id).await.map_err(store_error)?;
+    state.lookups.forget_client(&client_id).await;
     let mut event = AuditEvent::new(state.now(), AuditKind::ClientDeleted, "ok");
     event.client_id = Some(client_id.clone());
     record_issuance(state.store.as_ref(), &event).await?;

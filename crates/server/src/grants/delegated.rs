@@ -193,9 +193,8 @@ async fn pick_resource(
     };
     let uri = ResourceUri::parse(&chosen).map_err(|_| OAuthError::server_error())?;
     state
-        .store
-        .get_resource(&uri)
-        .await
-        .map_err(store_error)?
+        .lookups
+        .resource(state, &uri)
+        .await?
         .ok_or_else(|| OAuthError::invalid_target(format!("{uri} is no longer a registered resource")))
 }

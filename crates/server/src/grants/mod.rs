@@ -175,10 +175,9 @@ pub(super) async fn lookup_resource(
 ) -> Result<mandate_core::Resource, OAuthError> {
     let uri = ResourceUri::parse(raw).map_err(|e| OAuthError::invalid_target(format!("resource {e}")))?;
     let resource = state
-        .store
-        .get_resource(&uri)
-        .await
-        .map_err(crate::error::store_error)?
+        .lookups
+        .resource(state, &uri)
+        .await?
         .ok_or_else(|| OAuthError::invalid_target(format!("{uri} is not a registered resource")))?;
     if !client.allows_resource(&uri) {
         return Err(OAuthError::invalid_target(format!("this client may not obtain tokens for {uri}")));
