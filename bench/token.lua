@@ -17,3 +17,11 @@ local scope = os.getenv("BENCH_SCOPE")
 if scope and scope ~= "" then
   wrk.body = wrk.body .. "&scope=" .. urlencode(scope)
 end
+
+-- Optional pacing (bench/soak.sh): BENCH_DELAY_MS milliseconds between a connection's requests.
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "")
+if pause and pause > 0 then
+  function delay()
+    return pause
+  end
+end
