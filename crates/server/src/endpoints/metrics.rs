@@ -11,6 +11,9 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Installs the process-wide recorder once; later calls (more servers in one test process) share it.
 pub fn install() -> PrometheusHandle {
     HANDLE
@@ -20,6 +23,19 @@ pub fn install() -> PrometheusHandle {
                 .expect("static bucket list is non-empty")
                 .build_recorder();
             let handle = recorder.handle();
+            // Histogram samples wait in the recorder until upkeep folds them into the buckets;
+            // without it they pile up between scrapes (found by bench/soak.sh: +23 MiB in 10 min
+            // of load with nobody scraping). A plain thread, so it outlives any one runtime.
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_INTERVAL);
+                        upkeep.run_upkeep();
+                    }
+                })
+                .expect("spawning the metrics upkeep thread");
             // Another recorder may already be installed by an embedding program; then ours stays empty.
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics will not show mandate's metrics");
