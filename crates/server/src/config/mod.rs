@@ -1094,6 +1094,64 @@ mod tests {
     }
 
     #[test]
+    fn custody_and_admin_sections_name_the_offending_key() {
+        let agent = "[[resources]]\nuri = \"https://b.example/mcp\"\nscopes = [\"r\"]\n\
+                     [[clients]]\nclient_id = \"agent\"\nclient_secret = \"agent-secret-0123456789abcdefghijklmnopq\"\nscopes = [\"r\"]\n\
+                     [[clients]]\nclient_id = \"public\"\ntoken_endpoint_auth_method = \"none\"\nredirect_uris = [\"https://p.example/cb\"]\nscopes = [\"r\"]\n";
+        let jwks = r#"{ keys = [{ kty = "EC", crv = "P-256", x = "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", y = "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM" }] }"#;
+        let cases = [
+            ("[token_exchange]\nmax_delegation_depth = 0\n".to_owned(), "token_exchange.max_delegation_depth"),
+            (
+                "[token_exchange]\nimpersonation_clients = [\"ghost\"]\n".to_owned(),
+                "token_exchange.impersonation_clients[0]",
+            ),
+            (
+                "[[resources]]\nuri = \"https://c.example/\"\nscopes = [\"r\"]\nclient_id = \"ghost\"\n".to_owned(),
+                "resources.client_id",
+            ),
+            ("[[trusted_issuers]]\nissuer = \"https://idp.example\"\n".to_owned(), "trusted_issuers[0].jwks"),
+            (
+                format!(
+                    "[[trusted_issuers]]\nissuer = \"https://idp.example\"\njwks = {jwks}\njwks_uri = \"https://idp.example/jwks\"\n"
+                ),
+                "trusted_issuers[0].jwks",
+            ),
+            (
+                format!("[[trusted_issuers]]\nissuer = \"http://idp.example\"\njwks = {jwks}\n"),
+                "trusted_issuers[0].issuer",
+            ),
+            (
+                format!("[[trusted_issuers]]\nissuer = \"http://127.0.0.1:8080\"\njwks = {jwks}\n"),
+                "trusted_issuers[0].issuer",
+            ),
+            (
+                "[[trusted_issuers]]\nissuer = \"https://idp.example\"\njwks_uri = \"http://idp.example/jwks\"\n"
+                    .to_owned(),
+                "trusted_issuers[0].jwks_uri",
+            ),
+            (
+                "[[chaining_targets]]\nissuer = \"https://as.example\"\nclient_ids = { ghost = \"x\" }\n".to_owned(),
+                "chaining_targets[0].client_ids",
+            ),
+            ("[[chaining_targets]]\nissuer = \"https://as.example#x\"\n".to_owned(), "chaining_targets[0].issuer"),
+            ("[admin]\nclients = [\"public\"]\n".to_owned(), "admin.clients[0]"),
+            ("[admin]\nclients = [\"ghost\"]\n".to_owned(), "admin.clients[0]"),
+        ];
+        for (section, key) in cases {
+            let e = err(&format!("{agent}{section}"));
+            assert!(e.starts_with(key), "{section}: {e}");
+        }
+        let ok = from_toml(&format!(
+            "{agent}[admin]\nclients = [\"agent\"]\n[[trusted_issuers]]\nissuer = \"https://idp.example\"\njwks = {jwks}\n\
+             [[chaining_targets]]\nissuer = \"http://127.0.0.1:9999\"\nclient_ids = {{ agent = \"agent-there\" }}\n"
+        ))
+        .unwrap();
+        assert!(ok.admin_clients.contains("agent"));
+        assert_eq!(ok.custody.chaining_target("http://127.0.0.1:9999").unwrap().client_id_for("agent"), "agent-there");
+        assert_eq!(ok.custody.max_delegation_depth, 4, "the default");
+    }
+
+    #[test]
     fn empty_config_gives_working_defaults() {
         let s = from_toml("").unwrap();
         assert_eq!(s.issuer.as_str(), "http://127.0.0.1:8080");
