@@ -128,6 +128,24 @@ async fn post(server: &TestServer, client: &str, form: &[(&str, &str)]) -> reqwe
     server.post_form("/token", Some((client, SECRET)), form).await
 }
 
+/// The token exchange that asks X for an ID-JAG for `audience`.
+fn id_jag_request<'a>(id_token: &'a str, audience: &'a str) -> [(&'a str, &'a str); 7] {
+    [
+        ("grant_type", TE),
+        ("subject_token", id_token),
+        ("subject_token_type", ID_TOKEN),
+        ("requested_token_type", ID_JAG),
+        ("audience", audience),
+        ("resource", TOOLS),
+        ("scope", "tools:read tools:call"),
+    ]
+}
+
+/// The jwt-bearer grant redeeming `assertion` for `resource`.
+fn redemption<'a>(assertion: &'a str, resource: &'a str) -> [(&'a str, &'a str); 3] {
+    [("grant_type", JWT_BEARER), ("assertion", assertion), ("resource", resource)]
+}
+
 async fn an_id_jag_from_one_instance_is_redeemed_at_another(backend: Backend) {
     let Pair { idp, rs_as } = start(backend).await;
     assert_eq!(idp.metadata().await["identity_chaining_requested_token_types_supported"][0], ID_JAG);
@@ -141,21 +159,7 @@ async fn an_id_jag_from_one_instance_is_redeemed_at_another(backend: Backend) {
 
     let signed_in = alice_at_idp(&idp).await;
     let id_token = signed_in["id_token"].as_str().unwrap();
-    let exchange = |token: String, audience: String| {
-        vec![
-            ("grant_type".to_owned(), TE.to_owned()),
-            ("subject_token".to_owned(), token),
-            ("subject_token_type".to_owned(), ID_TOKEN.to_owned()),
-            ("requested_token_type".to_owned(), ID_JAG.to_owned()),
-            ("audience".to_owned(), audience),
-            ("resource".to_owned(), TOOLS.to_owned()),
-            ("scope".to_owned(), "tools:read tools:call".to_owned()),
-        ]
-    };
-    let as_refs = |v: &Vec<(String, String)>| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>();
-    let form = as_refs(&exchange(id_token.to_owned(), rs_as.issuer.clone()));
-    let res = idp.http.post(idp.url("/token")).basic_auth("agent-a", Some(SECRET)).form(&form).send().await.unwrap();
-    let body = ok_json(res).await;
+    let body = ok_json(post(&idp, "agent-a", &id_jag_request(id_token, &rs_as.issuer)).await).await;
     assert_eq!(body["issued_token_type"], ID_JAG);
     assert_eq!(body["token_type"], "N_A");
     assert!(body.get("refresh_token").is_none());
@@ -172,43 +176,22 @@ async fn an_id_jag_from_one_instance_is_redeemed_at_another(backend: Backend) {
         assert!(claims.get(claim).is_some(), "{claim} in {claims}");
     }
 
-    // Another client at Y cannot redeem agent-a's assertion.
-    let grant = |assertion: &str, resource: &str| {
-        vec![("grant_type", JWT_BEARER), ("assertion", assertion), ("resource", resource)]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect::<Vec<_>>()
-    };
-    let res = rs_as
-        .http
-        .post(rs_as.url("/token"))
-        .basic_auth("other-at-y", Some(SECRET))
-        .form(&grant(&id_jag, TOOLS))
-        .send()
-        .await
-        .unwrap();
-    let refused = assert_oauth_error(res, 400, "invalid_grant").await;
+    // Bad assertions at Y, each invalid_grant (or invalid_request without one), none consuming it:
+    // another client's, for another resource, garbage, an access token of X, none at all.
+    let refused =
+        assert_oauth_error(post(&rs_as, "other-at-y", &redemption(&id_jag, TOOLS)).await, 400, "invalid_grant").await;
     assert!(refused["error_description"].as_str().unwrap().contains("agent-a-at-y"), "{refused}");
-    // Nor for another resource than the assertion names.
-    let res = rs_as
-        .http
-        .post(rs_as.url("/token"))
-        .basic_auth("agent-a-at-y", Some(SECRET))
-        .form(&grant(&id_jag, OTHER))
-        .send()
-        .await
-        .unwrap();
-    assert_oauth_error(res, 400, "invalid_grant").await;
+    assert_oauth_error(post(&rs_as, "agent-a-at-y", &redemption(&id_jag, OTHER)).await, 400, "invalid_grant").await;
+    assert_oauth_error(post(&rs_as, "agent-a-at-y", &redemption("not.a.jwt", TOOLS)).await, 400, "invalid_grant").await;
+    let x_access = signed_in["access_token"].as_str().unwrap();
+    let typ =
+        assert_oauth_error(post(&rs_as, "agent-a-at-y", &redemption(x_access, TOOLS)).await, 400, "invalid_grant")
+            .await;
+    assert!(typ["error_description"].as_str().unwrap().contains("typ"), "an access token is not a grant: {typ}");
+    let none = [("grant_type", JWT_BEARER), ("resource", TOOLS)];
+    assert_oauth_error(post(&rs_as, "agent-a-at-y", &none).await, 400, "invalid_request").await;
 
-    let res = rs_as
-        .http
-        .post(rs_as.url("/token"))
-        .basic_auth("agent-a-at-y", Some(SECRET))
-        .form(&grant(&id_jag, TOOLS))
-        .send()
-        .await
-        .unwrap();
-    let tokens = ok_json(res).await;
+    let tokens = ok_json(post(&rs_as, "agent-a-at-y", &redemption(&id_jag, TOOLS)).await).await;
     assert!(tokens.get("refresh_token").is_none(), "the client presents a new assertion instead");
     assert_eq!(tokens["scope"], "tools:read", "asked ∩ asserted ∩ what the client may have");
     let (_, at) = decode_unverified(tokens["access_token"].as_str().unwrap());
@@ -219,35 +202,26 @@ async fn an_id_jag_from_one_instance_is_redeemed_at_another(backend: Backend) {
     assert_eq!(at["client_id"], "agent-a-at-y");
     assert_eq!(rs_as.introspect(tokens["access_token"].as_str().unwrap()).await["active"], true);
 
-    // Replayed, on any instance sharing Y's database: refused.
-    let res = rs_as
-        .http
-        .post(rs_as.url("/token"))
-        .basic_auth("agent-a-at-y", Some(SECRET))
-        .form(&grant(&id_jag, TOOLS))
-        .send()
-        .await
-        .unwrap();
-    let replay = assert_oauth_error(res, 400, "invalid_grant").await;
+    // Replayed: refused (the jti is recorded in the database every instance shares).
+    let replay =
+        assert_oauth_error(post(&rs_as, "agent-a-at-y", &redemption(&id_jag, TOOLS)).await, 400, "invalid_grant").await;
     assert!(replay["error_description"].as_str().unwrap().contains("used already"), "{replay}");
     // An assertion X issued is not redeemed by X itself.
-    let res = idp
-        .http
-        .post(idp.url("/token"))
-        .basic_auth("agent-a", Some(SECRET))
-        .form(&grant(&id_jag, MCP))
-        .send()
-        .await
-        .unwrap();
-    assert_oauth_error(res, 400, "unauthorized_client").await;
+    assert_oauth_error(post(&idp, "agent-a", &redemption(&id_jag, MCP)).await, 400, "unauthorized_client").await;
 
     // At X: no assertion for an unknown server, nor from another client's ID token.
-    let form = as_refs(&exchange(id_token.to_owned(), "https://unknown.example".into()));
-    let res = idp.http.post(idp.url("/token")).basic_auth("agent-a", Some(SECRET)).form(&form).send().await.unwrap();
-    assert_oauth_error(res, 400, "invalid_target").await;
-    let form = as_refs(&exchange(id_token.to_owned(), rs_as.issuer.clone()));
-    let res = idp.http.post(idp.url("/token")).basic_auth("agent-b", Some(SECRET)).form(&form).send().await.unwrap();
-    let other = assert_oauth_error(res, 400, "invalid_request").await;
+    assert_oauth_error(
+        post(&idp, "agent-a", &id_jag_request(id_token, "https://unknown.example")).await,
+        400,
+        "invalid_target",
+    )
+    .await;
+    let other = assert_oauth_error(
+        post(&idp, "agent-b", &id_jag_request(id_token, &rs_as.issuer)).await,
+        400,
+        "invalid_request",
+    )
+    .await;
     assert!(other["error_description"].as_str().unwrap().contains("another client"), "{other}");
 }
 

@@ -134,6 +134,15 @@ async fn bad_metadata_is_refused(backend: Backend) {
             json!({ "redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "private_key_jwt" }),
             "invalid_client_metadata",
         ),
+        // Token exchange is for clients an administrator registered; JWT grants need authentication.
+        (
+            json!({ "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"], "token_endpoint_auth_method": "client_secret_basic" }),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({ "grant_types": ["urn:ietf:params:oauth:grant-type:jwt-bearer"], "token_endpoint_auth_method": "none" }),
+            "invalid_client_metadata",
+        ),
     ];
     for (body, error) in cases {
         let res = register(&server, body.clone(), None).await;
