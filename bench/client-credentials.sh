@@ -26,31 +26,13 @@ set -euo pipefail
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 
 DURATION=${DURATION:-15s}
-CONNECTIONS=${CONNECTIONS:-16}
-THREADS=${THREADS:-2}
-BACKENDS=${BACKENDS:-"sqlite postgres"}
 WARMUP=${WARMUP:-3s}
-TIMEOUT=${TIMEOUT:-10s}
-PGHOST=${PGHOST:-127.0.0.1}
-PGPORT=${PGPORT:-5432}
-PGUSER=${PGUSER:-postgres}
-
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --duration) DURATION=$2; shift 2 ;;
-    --connections) CONNECTIONS=$2; shift 2 ;;
-    --threads) THREADS=$2; shift 2 ;;
-    --backends) BACKENDS=$2; shift 2 ;;
-    --warmup) WARMUP=$2; shift 2 ;;
-    --timeout) TIMEOUT=$2; shift 2 ;;
-    -h | --help) usage; exit 0 ;;
-    *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
+BACKENDS=${BACKENDS:-"sqlite postgres"}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+parse_flags usage --backends BACKENDS -- "$@"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
-. bench/lib.sh
 
 command -v wrk >/dev/null || die "wrk is not installed; install it with: apt-get install wrk"
 command -v curl >/dev/null || die "curl is not installed; install it with: apt-get install curl"

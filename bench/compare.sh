@@ -23,30 +23,11 @@ set -euo pipefail
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 
-DURATION=${DURATION:-10s}
-CONNECTIONS=${CONNECTIONS:-16}
-THREADS=${THREADS:-2}
-WARMUP=${WARMUP:-2s}
-TIMEOUT=${TIMEOUT:-10s}
-PGHOST=${PGHOST:-127.0.0.1}
-PGPORT=${PGPORT:-5432}
-PGUSER=${PGUSER:-postgres}
-
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --duration) DURATION=$2; shift 2 ;;
-    --connections) CONNECTIONS=$2; shift 2 ;;
-    --threads) THREADS=$2; shift 2 ;;
-    --warmup) WARMUP=$2; shift 2 ;;
-    --timeout) TIMEOUT=$2; shift 2 ;;
-    -h | --help) usage; exit 0 ;;
-    *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+parse_flags usage -- "$@"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
-. bench/lib.sh
 
 for tool in wrk curl psql npm; do
   command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install wrk curl postgresql-client npm)"

@@ -8,6 +8,50 @@
 SERVER_PID=
 PG_DB=
 FAILURES=()
+
+# Settings every script shares; the environment may set them, flags override (shared_flag).
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-16}
+THREADS=${THREADS:-2}
+WARMUP=${WARMUP:-2s}
+TIMEOUT=${TIMEOUT:-10s}
+PGHOST=${PGHOST:-127.0.0.1}
+PGPORT=${PGPORT:-5432}
+PGUSER=${PGUSER:-postgres}
+
+# shared_flag FLAG VALUE: sets a flag every script takes (--duration, --connections, --threads,
+# --warmup, --timeout); returns 1 for any other flag.
+shared_flag() {
+  case "$1" in
+    --duration) DURATION=$2 ;;
+    --connections) CONNECTIONS=$2 ;;
+    --threads) THREADS=$2 ;;
+    --warmup) WARMUP=$2 ;;
+    --timeout) TIMEOUT=$2 ;;
+    *) return 1 ;;
+  esac
+}
+
+# parse_flags USAGE_FN [--flag VAR ...] -- "$@": the shared flags, the script's own (each sets VAR),
+# -h/--help; anything else stops with exit 2.
+parse_flags() {
+  local usage_fn=$1; shift
+  local -A own=()
+  while [ "$1" != "--" ]; do own[$1]=$2; shift 2; done
+  shift
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -h | --help) "$usage_fn"; exit 0 ;;
+    esac
+    [ $# -ge 2 ] || { echo "error: $1 needs a value (see --help)" >&2; exit 2; }
+    if [ -n "${own[$1]:-}" ]; then
+      printf -v "${own[$1]}" '%s' "$2"
+    elif ! shared_flag "$1" "$2"; then
+      echo "error: unknown argument $1 (see --help)" >&2; exit 2
+    fi
+    shift 2
+  done
+}
 CLK_TCK=$(getconf CLK_TCK)
 
 die() { echo "error: $*" >&2; exit 1; }

@@ -17,30 +17,13 @@ set -euo pipefail
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 
 BACKEND=postgres
-DURATION=10m
 LOAD=70
-CONNECTIONS=${CONNECTIONS:-16}
-THREADS=${THREADS:-2}
-TIMEOUT=${TIMEOUT:-10s}
-PGHOST=${PGHOST:-127.0.0.1}
-PGPORT=${PGPORT:-5432}
-PGUSER=${PGUSER:-postgres}
-
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --backend) BACKEND=$2; shift 2 ;;
-    --duration) DURATION=$2; shift 2 ;;
-    --load) LOAD=$2; shift 2 ;;
-    --connections) CONNECTIONS=$2; shift 2 ;;
-    --threads) THREADS=$2; shift 2 ;;
-    -h | --help) usage; exit 0 ;;
-    *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
+DURATION=${DURATION:-10m}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+parse_flags usage --backend BACKEND --load LOAD -- "$@"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
-. bench/lib.sh
 
 for tool in wrk curl; do command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install wrk curl)"; done
 case "$BACKEND" in
