@@ -169,11 +169,14 @@ async fn three_instances_on_one_database_act_as_one_server() {
             other => panic!("unexpected {other}: {body}"),
         }
     }
-    assert_eq!(winners.len(), 1, "exactly one redemption wins across instances");
+    // At most one redemption wins. None may: a replay that lands between the winner's redemption
+    // and its issuance revokes the grant first, and then the winner is refused too, as it should be.
+    assert!(winners.len() <= 1, "more than one redemption won across instances: {winners:?}");
     // The others were replays of a used code: the grant is revoked (RFC 6749 §4.1.2), on all.
-    let raced = winners.pop().unwrap();
-    for i in 0..3 {
-        assert_eq!(cluster.introspect(i, raced["access_token"].as_str().unwrap()).await["active"], false);
+    if let Some(raced) = winners.pop() {
+        for i in 0..3 {
+            assert_eq!(cluster.introspect(i, raced["access_token"].as_str().unwrap()).await["active"], false);
+        }
     }
 
     // A code redeemed once, through instance 2, is accepted by all.
