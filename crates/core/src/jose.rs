@@ -5,7 +5,14 @@
 use std::fmt;
 use std::str::FromStr;
 
+use std::sync::Arc;
+
 use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -97,12 +104,52 @@ pub fn generate_private_key(alg: SigningAlgorithm) -> Result<Vec<u8>, KeyError> 
     Ok(der)
 }
 
+/// A private key parsed once, when loaded: jsonwebtoken's `encode` parses the PKCS#8 again for
+/// every token, which cost more than the ES256 signature itself.
+#[derive(Clone)]
+enum KeyPair {
+    Ecdsa(Arc<signature::EcdsaKeyPair>),
+    Ed25519(Arc<signature::Ed25519KeyPair>),
+    Rsa(Arc<signature::RsaKeyPair>),
+}
+
+impl KeyPair {
+    fn from_pkcs8(alg: SigningAlgorithm, der: &[u8]) -> Result<Self, String> {
+        Ok(match alg {
+            SigningAlgorithm::ES256 => Self::Ecdsa(Arc::new(
+                signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                    .map_err(|e| e.to_string())?,
+            )),
+            SigningAlgorithm::EdDSA => {
+                Self::Ed25519(Arc::new(signature::Ed25519KeyPair::from_pkcs8(der).map_err(|e| e.to_string())?))
+            }
+            SigningAlgorithm::RS256 => {
+                Self::Rsa(Arc::new(signature::RsaKeyPair::from_pkcs8(der).map_err(|e| e.to_string())?))
+            }
+        })
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, jsonwebtoken::errors::Error> {
+        let failed = |e: aws_lc_rs::error::Unspecified| ErrorKind::Signing(e.to_string());
+        let rng = SystemRandom::new();
+        Ok(match self {
+            Self::Ecdsa(pair) => pair.sign(&rng, message).map_err(failed)?.as_ref().to_vec(),
+            Self::Ed25519(pair) => pair.sign(message).as_ref().to_vec(),
+            Self::Rsa(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut signature).map_err(failed)?;
+                signature
+            }
+        })
+    }
+}
+
 /// A signing key ready to sign and verify: parsed once, when loaded from storage.
 #[derive(Clone)]
 pub struct SigningKey {
     pub kid: String,
     pub alg: SigningAlgorithm,
-    encoding: EncodingKey,
+    pair: KeyPair,
     decoding: DecodingKey,
     /// The public JWK with `kid`, `use` and `alg`.
     pub public_jwk: Jwk,
@@ -135,15 +182,22 @@ impl SigningKey {
             SigningAlgorithm::RS256 => KeyAlgorithm::RS256,
         });
         let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| load_err(e.to_string()))?;
-        Ok(Self { kid, alg, encoding, decoding, public_jwk: jwk })
+        let pair = KeyPair::from_pkcs8(alg, pkcs8_der).map_err(load_err)?;
+        Ok(Self { kid, alg, pair, decoding, public_jwk: jwk })
     }
 
-    /// Signs `claims` as a JWS with `typ` and this key's `kid`.
+    /// Signs `claims` as a compact JWS (RFC 7515 §7.1) with `typ` and this key's `kid`.
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(self.alg.jwt_alg());
         header.typ = Some(typ.to_owned());
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding)
+        let mut jws = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?);
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims)?, &mut jws);
+        let signature = self.pair.sign(jws.as_bytes())?;
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut jws);
+        Ok(jws)
     }
 }
 

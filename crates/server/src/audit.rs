@@ -66,7 +66,9 @@ impl IssuanceLog {
                 }
                 let (records, replies): (Vec<IssuanceRecord>, Vec<_>) = batch.into_iter().unzip();
                 metrics::histogram!("mandate_issuance_batch_size").record(records.len() as f64);
+                let started = std::time::Instant::now();
                 let result = store.record_issuances(&records).await.map_err(store_error);
+                metrics::histogram!("mandate_issuance_commit_seconds").record(started.elapsed().as_secs_f64());
                 for reply in replies {
                     let _ = reply.send(result.clone());
                 }

@@ -2,7 +2,7 @@
 //! parents' or its grant.
 
 use async_trait::async_trait;
-use mandate_store::{IssuanceRecord, LineageStore, StoreResult, TokenRecord};
+use mandate_store::{IssuanceRecord, LineageStore, StoreResult, TokenRecord, batch};
 
 use crate::PgStore;
 
@@ -48,9 +48,9 @@ impl LineageStore for PgStore {
         // One transaction, one commit (one fsync) for the whole batch: the group commit of
         // issuances under load.
         let mut tx = self.pool.begin().await?;
-        for issued in batch {
-            crate::insert_audit(&mut *tx, &issued.event).await?;
-            insert_lineage(&mut *tx, &issued.lineage).await?;
+        for chunk in batch::chunks(batch) {
+            batch::audit_insert::<sqlx::Postgres>(chunk).build().execute(&mut *tx).await?;
+            batch::lineage_insert::<sqlx::Postgres>(chunk).build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -88,6 +88,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection of its own for the group commit of issuances: SQLite has one writer at a
+    /// time anyway, and a connection that wrote last keeps its page cache, where any pooled
+    /// connection would start each commit by reading back what another one wrote.
+    issuances: SqlitePool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +116,9 @@ impl SqliteStore {
             // FULL: a committed issuance or audit row survives a crash or power loss.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Pages are read from the mapped file rather than copied in by read(2): the writer's
+            // cache is reset whenever another connection wrote, which is every commit under load.
+            .pragma("mmap_size", "268435456")
             .busy_timeout(Duration::from_secs(5));
         let file = options.get_filename().to_path_buf();
         if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
@@ -121,14 +128,24 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| OpenError::Open(shown.clone(), e))?;
-        MIGRATOR.run(&pool).await.map_err(|e| OpenError::Migrate(shown, e))?;
-        Ok(Self { pool })
+        MIGRATOR.run(&pool).await.map_err(|e| OpenError::Migrate(shown.clone(), e))?;
+        let issuances = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(|e| OpenError::Open(shown, e))?;
+        Ok(Self { pool, issuances })
     }
 
     pub async fn close(&self) {
+        self.issuances.close().await;
         self.pool.close().await;
     }
 }

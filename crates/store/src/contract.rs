@@ -938,23 +938,36 @@ pub async fn revoking_a_token_revokes_what_was_exchanged_from_it(store: &dyn Sto
 
 pub async fn issuances_are_committed_together(store: &dyn Store) {
     store.record_issuances(&[]).await.unwrap();
-    let batch: Vec<IssuanceRecord> = (0..50)
+    // More than one multi-row INSERT's worth (128), and not a power of two.
+    let batch: Vec<IssuanceRecord> = (0..301)
         .map(|i| {
             let jti = format!("batch-{i}");
             let mut event = AuditEvent::new(1000 + i, AuditKind::TokenIssued, "ok");
             event.jti = Some(jti.clone());
             event.client_id = Some("build-agent".into());
-            IssuanceRecord { event, lineage: token_record(&jti, None, None, None, 1000 + i) }
+            event.grant_type = Some("client_credentials".into());
+            event.subject = Some(format!("subject-{i}"));
+            event.resource = Some("https://mcp.example/mcp".into());
+            event.scope = Some("tools:read".into());
+            event.parent_jti = (i % 2 == 0).then(|| format!("batch-parent-{i}"));
+            event.detail = Some(format!("detail {i}"));
+            let parent = (i % 2 == 0).then(|| format!("batch-parent-{i}"));
+            IssuanceRecord { event, lineage: token_record(&jti, parent.as_deref(), None, None, 1000 + i) }
         })
         .collect();
     store.record_issuances(&batch).await.unwrap();
-    for i in [0, 25, 49] {
-        let jti = format!("batch-{i}");
-        let audit = store.audit_by_jti(&jti).await.unwrap();
-        assert_eq!(audit.len(), 1, "{jti}");
-        assert_eq!(audit[0].kind, AuditKind::TokenIssued);
-        assert!(store.get_token_record(&jti).await.unwrap().is_some(), "{jti}");
+    let newest_first = store.recent_audit(301).await.unwrap();
+    let written: Vec<AuditEvent> = newest_first.into_iter().rev().collect();
+    let sent: Vec<AuditEvent> = batch.iter().map(|r| r.event.clone()).collect();
+    assert_eq!(written, sent, "every event, every field, in order");
+    for record in &batch {
+        let stored = store.get_token_record(&record.lineage.jti).await.unwrap();
+        assert_eq!(stored.as_ref(), Some(&record.lineage), "{}", record.lineage.jti);
     }
-    let newest = store.recent_audit(1).await.unwrap();
-    assert_eq!(newest[0].jti.as_deref(), Some("batch-49"), "in order");
+    // A jti already on record keeps its first lineage row; its audit row is still written.
+    let mut again = batch[7].clone();
+    again.lineage.subject = "someone-else".into();
+    store.record_issuances(&[again]).await.unwrap();
+    assert_eq!(store.get_token_record("batch-7").await.unwrap().unwrap().subject, "alice");
+    assert_eq!(store.audit_by_jti("batch-7").await.unwrap().len(), 2);
 }

@@ -3,6 +3,7 @@
 //! Lookups return `Result<Option<T>, StoreError>`; nothing secret is stored in the clear (client
 //! secrets as digests, signing keys as PKCS#8 that a later key-encryption key will wrap).
 
+pub mod batch;
 pub mod contract;
 pub mod delegation;
 mod error;
