@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use mandate_store::{IssuanceRecord, LineageStore, StoreResult, TokenRecord, batch};
+use sqlx::QueryBuilder;
 
 use crate::PgStore;
 
@@ -49,8 +50,12 @@ impl LineageStore for PgStore {
         // issuances under load.
         let mut tx = self.pool.begin().await?;
         for chunk in batch::chunks(batch) {
-            batch::audit_insert::<sqlx::Postgres>(chunk).build().execute(&mut *tx).await?;
-            batch::lineage_insert::<sqlx::Postgres>(chunk).build().execute(&mut *tx).await?;
+            let mut audit = QueryBuilder::<sqlx::Postgres>::default();
+            batch::push_audit_insert(&mut audit, chunk);
+            audit.build().execute(&mut *tx).await?;
+            let mut lineage = QueryBuilder::<sqlx::Postgres>::default();
+            batch::push_lineage_insert(&mut lineage, chunk);
+            lineage.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -24,15 +24,15 @@ pub fn chunks(batch: &[IssuanceRecord]) -> Vec<&[IssuanceRecord]> {
     chunks
 }
 
-/// `INSERT INTO audit_log …` for every event of `chunk`.
-pub fn audit_insert<'a, DB>(chunk: &'a [IssuanceRecord]) -> QueryBuilder<DB>
+/// Appends `INSERT INTO audit_log …` for every event of `chunk` to `insert`.
+pub fn push_audit_insert<'a, DB>(insert: &mut QueryBuilder<DB>, chunk: &'a [IssuanceRecord])
 where
     DB: Database,
     i64: Encode<'a, DB> + Type<DB>,
     &'a str: Encode<'a, DB> + Type<DB>,
     Option<&'a str>: Encode<'a, DB> + Type<DB>,
 {
-    let mut insert = QueryBuilder::new(
+    insert.push(
         "INSERT INTO audit_log (at, event, grant_type, client_id, subject, resource, scope, outcome, jti, parent_jti, detail) ",
     );
     insert.push_values(chunk, |mut row, issued| {
@@ -49,18 +49,18 @@ where
             .push_bind(e.parent_jti.as_deref())
             .push_bind(e.detail.as_deref());
     });
-    insert
 }
 
-/// `INSERT INTO token_lineage …` for every token of `chunk`; a `jti` already on record is kept.
-pub fn lineage_insert<'a, DB>(chunk: &'a [IssuanceRecord]) -> QueryBuilder<DB>
+/// Appends `INSERT INTO token_lineage …` for every token of `chunk` to `insert`; a `jti` already
+/// on record is kept.
+pub fn push_lineage_insert<'a, DB>(insert: &mut QueryBuilder<DB>, chunk: &'a [IssuanceRecord])
 where
     DB: Database,
     i64: Encode<'a, DB> + Type<DB>,
     &'a str: Encode<'a, DB> + Type<DB>,
     Option<&'a str>: Encode<'a, DB> + Type<DB>,
 {
-    let mut insert = QueryBuilder::new(
+    insert.push(
         "INSERT INTO token_lineage (jti, kind, parent_jti, actor_jti, grant_id, subject, client_id, audience, scope, act, issued_at, expires_at) ",
     );
     insert.push_values(chunk, |mut row, issued| {
@@ -79,7 +79,6 @@ where
             .push_bind(r.expires_at);
     });
     insert.push(" ON CONFLICT (jti) DO NOTHING");
-    insert
 }
 
 #[cfg(test)]
