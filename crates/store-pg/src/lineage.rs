@@ -2,8 +2,8 @@
 //! parents' or its grant.
 
 use async_trait::async_trait;
-use mandate_store::{IssuanceRecord, LineageStore, StoreResult, TokenRecord, batch};
-use sqlx::QueryBuilder;
+use mandate_core::AuditEvent;
+use mandate_store::{IssuanceRecord, LineageStore, StoreResult, TokenRecord};
 
 use crate::PgStore;
 
@@ -39,6 +39,28 @@ async fn insert_lineage<'e, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(
     Ok(())
 }
 
+/// A batch of audit rows and lineage rows in one statement (see `record_issuances`).
+const RECORD_ISSUANCES: &str = "
+WITH audit AS (
+    INSERT INTO audit_log (at, event, grant_type, client_id, subject, resource, scope, outcome, jti, parent_jti, detail)
+    SELECT at, event, grant_type, client_id, subject, resource, scope, outcome, jti, parent_jti, detail
+    FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[],
+                $9::TEXT[], $10::TEXT[], $11::TEXT[])
+         WITH ORDINALITY AS e(at, event, grant_type, client_id, subject, resource, scope, outcome, jti, parent_jti, detail, n)
+    ORDER BY n
+), lineage AS (
+    INSERT INTO token_lineage (jti, kind, parent_jti, actor_jti, grant_id, subject, client_id, audience, scope, act, issued_at, expires_at)
+    SELECT * FROM UNNEST($12::TEXT[], $13::TEXT[], $14::TEXT[], $15::TEXT[], $16::TEXT[], $17::TEXT[], $18::TEXT[],
+                         $19::TEXT[], $20::TEXT[], $21::TEXT[], $22::BIGINT[], $23::BIGINT[])
+    ON CONFLICT (jti) DO NOTHING
+)
+SELECT 1";
+
+/// One column of a batch, as the array bound to its UNNEST parameter.
+fn each<'a, T, V>(rows: &[&'a T], column: impl Fn(&'a T) -> V) -> Vec<V> {
+    rows.iter().map(|row| column(row)).collect()
+}
+
 #[async_trait]
 impl LineageStore for PgStore {
     async fn record_token(&self, r: &TokenRecord) -> StoreResult<()> {
@@ -46,18 +68,41 @@ impl LineageStore for PgStore {
     }
 
     async fn record_issuances(&self, batch: &[IssuanceRecord]) -> StoreResult<()> {
-        // One transaction, one commit (one fsync) for the whole batch: the group commit of
-        // issuances under load.
-        let mut tx = self.pool.begin().await?;
-        for chunk in batch::chunks(batch) {
-            let mut audit = QueryBuilder::<sqlx::Postgres>::default();
-            batch::push_audit_insert(&mut audit, chunk);
-            audit.build().execute(&mut *tx).await?;
-            let mut lineage = QueryBuilder::<sqlx::Postgres>::default();
-            batch::push_lineage_insert(&mut lineage, chunk);
-            lineage.build().execute(&mut *tx).await?;
+        // The group commit of issuances under load: the whole batch in one statement, so one
+        // round trip and one commit (one fsync), atomic without BEGIN and COMMIT. Columns go as
+        // arrays, so the statement has one shape (prepared once per connection) for any batch
+        // size; WITH ORDINALITY keeps the audit rows in the batch's order.
+        if batch.is_empty() {
+            return Ok(());
         }
-        tx.commit().await?;
+        let events: Vec<&AuditEvent> = batch.iter().map(|r| &r.event).collect();
+        let tokens: Vec<&TokenRecord> = batch.iter().map(|r| &r.lineage).collect();
+        sqlx::query(RECORD_ISSUANCES)
+            .bind(each(&events, |e| e.at))
+            .bind(each(&events, |e| e.kind.as_str()))
+            .bind(each(&events, |e| e.grant_type.as_deref()))
+            .bind(each(&events, |e| e.client_id.as_deref()))
+            .bind(each(&events, |e| e.subject.as_deref()))
+            .bind(each(&events, |e| e.resource.as_deref()))
+            .bind(each(&events, |e| e.scope.as_deref()))
+            .bind(each(&events, |e| e.outcome.as_str()))
+            .bind(each(&events, |e| e.jti.as_deref()))
+            .bind(each(&events, |e| e.parent_jti.as_deref()))
+            .bind(each(&events, |e| e.detail.as_deref()))
+            .bind(each(&tokens, |t| t.jti.as_str()))
+            .bind(each(&tokens, |t| t.kind.as_str()))
+            .bind(each(&tokens, |t| t.parent_jti.as_deref()))
+            .bind(each(&tokens, |t| t.actor_jti.as_deref()))
+            .bind(each(&tokens, |t| t.grant_id.as_deref()))
+            .bind(each(&tokens, |t| t.subject.as_str()))
+            .bind(each(&tokens, |t| t.client_id.as_str()))
+            .bind(each(&tokens, |t| t.audience.as_str()))
+            .bind(each(&tokens, |t| t.scope.as_deref()))
+            .bind(each(&tokens, |t| t.act.as_deref()))
+            .bind(each(&tokens, |t| t.issued_at))
+            .bind(each(&tokens, |t| t.expires_at))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -116,12 +116,6 @@ impl SqliteStore {
             // FULL: a committed issuance or audit row survives a crash or power loss.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            // Pages are read from the mapped file rather than copied in by read(2): the writer's
-            // cache is reset whenever another connection wrote, which is every commit under load.
-            .pragma("mmap_size", "268435456")
-            // Checkpoints run in the background (see `checkpoint_in_background`); a commit runs one
-            // itself only if the write-ahead log outgrows 4,000 pages (16 MiB).
-            .pragma("wal_autocheckpoint", "4000")
             .busy_timeout(Duration::from_secs(5));
         let file = options.get_filename().to_path_buf();
         if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
@@ -144,7 +138,6 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| OpenError::Open(shown, e))?;
-        checkpoint_in_background(pool.clone());
         Ok(Self { pool, issuances })
     }
 
@@ -152,32 +145,6 @@ impl SqliteStore {
         self.issuances.close().await;
         self.pool.close().await;
     }
-}
-
-/// How often the write-ahead log is copied back into the database file.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Copies the write-ahead log into the database file every half second from a pooled connection,
-/// so that the commit which crosses SQLite's threshold does not do it (and wait on its fsync)
-/// while the tokens of a whole group commit wait behind it. Passive: it never blocks a writer.
-/// Ends when the pool is closed.
-fn checkpoint_in_background(pool: SqlitePool) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if pool.is_closed() {
-                return;
-            }
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
-                if pool.is_closed() {
-                    return;
-                }
-                tracing::warn!(error = %e, "SQLite checkpoint failed; the next commit past 16 MiB of log will do it");
-            }
-        }
-    });
 }
 
 fn display(path: &Path) -> String {

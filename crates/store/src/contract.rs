@@ -936,6 +936,27 @@ pub async fn revoking_a_token_revokes_what_was_exchanged_from_it(store: &dyn Sto
     assert!(store.is_access_token_revoked("a3").await.unwrap());
 }
 
+/// Not in `contract_tests!`: each backend's test first installs a trigger that refuses a lineage
+/// row whose subject is `poison`. A batch with such a row writes nothing at all, and the next
+/// batch commits (no transaction is left open behind the failure).
+pub async fn a_failed_issuance_batch_writes_nothing(store: &dyn Store) {
+    let record = |jti: &str, subject: &str| {
+        let mut event = AuditEvent::new(1000, AuditKind::TokenIssued, "ok");
+        event.jti = Some(jti.to_owned());
+        let mut lineage = token_record(jti, None, None, None, 1000);
+        lineage.subject = subject.to_owned();
+        IssuanceRecord { event, lineage }
+    };
+    let failed = store.record_issuances(&[record("first", "alice"), record("second", "poison")]).await;
+    assert!(failed.is_err(), "the poisoned batch fails");
+    assert!(store.audit_by_jti("first").await.unwrap().is_empty(), "nothing of the failed batch is written");
+    assert!(store.get_token_record("first").await.unwrap().is_none());
+
+    store.record_issuances(&[record("third", "alice")]).await.unwrap();
+    assert_eq!(store.audit_by_jti("third").await.unwrap().len(), 1);
+    assert!(store.get_token_record("third").await.unwrap().is_some());
+}
+
 pub async fn issuances_are_committed_together(store: &dyn Store) {
     store.record_issuances(&[]).await.unwrap();
     // More than one multi-row INSERT's worth (128), and not a power of two.
