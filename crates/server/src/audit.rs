@@ -13,9 +13,13 @@ pub async fn record_issuance(store: &dyn Store, event: &AuditEvent) -> Result<()
     store.append_audit(event).await.map_err(store_error)
 }
 
-pub async fn record_refusal(store: &dyn Store, event: &AuditEvent) {
-    if let Err(e) = store.append_audit(event).await {
-        tracing::error!(error = %e, "could not write audit event for a refusal");
+/// An audit row whose failed write does not change the answer: refusals, sign-ins. It shares the
+/// group commit of issuances, so a flood of bad requests costs a share of a commit each, not a
+/// commit (an fsync on SQLite) each.
+pub async fn record_event(state: &crate::state::AppState, event: AuditEvent) {
+    let kind = event.kind.as_str();
+    if let Err(e) = state.issuances.record(IssuanceRecord { event, lineage: None }).await {
+        tracing::error!(event = kind, error = %e.description, "could not write an audit event");
     }
 }
 
@@ -42,8 +46,9 @@ const MAX_BATCH: usize = 256;
 
 type Pending = (IssuanceRecord, oneshot::Sender<Result<(), OAuthError>>);
 
-/// Group commit of issuances: each token's audit and lineage rows are committed before it is
-/// answered, but issuances that arrive while a commit is in progress share the next one. Under
+/// Group commit of issuances (and other audit events): each token's audit and lineage rows are
+/// committed before it is answered, but issuances that arrive while a commit is in progress share
+/// the next one. Under
 /// load that is one transaction (one fsync on SQLite) for many tokens; alone, a request waits for
 /// exactly its own commit, with no added delay.
 #[derive(Clone)]

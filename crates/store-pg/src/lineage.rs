@@ -76,7 +76,7 @@ impl LineageStore for PgStore {
             return Ok(());
         }
         let events: Vec<&AuditEvent> = batch.iter().map(|r| &r.event).collect();
-        let tokens: Vec<&TokenRecord> = batch.iter().map(|r| &r.lineage).collect();
+        let tokens: Vec<&TokenRecord> = batch.iter().filter_map(|r| r.lineage.as_ref()).collect();
         sqlx::query(RECORD_ISSUANCES)
             .bind(each(&events, |e| e.at))
             .bind(each(&events, |e| e.kind.as_str()))

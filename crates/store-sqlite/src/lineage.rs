@@ -2,6 +2,7 @@
 //! parents' or its grant.
 
 use async_trait::async_trait;
+use mandate_core::AuditEvent;
 use mandate_store::{IssuanceRecord, LineageStore, StoreResult, TokenRecord, batch};
 use sqlx::QueryBuilder;
 
@@ -49,10 +50,14 @@ impl LineageStore for SqliteStore {
         // One transaction, one commit (one fsync) for the whole batch: the group commit of
         // issuances under load. Sent as one script, so the commit costs one trip to the
         // connection's thread rather than one per statement.
+        let events: Vec<&AuditEvent> = batch.iter().map(|r| &r.event).collect();
+        let tokens: Vec<&TokenRecord> = batch.iter().filter_map(|r| r.lineage.as_ref()).collect();
         let mut script = QueryBuilder::<sqlx::Sqlite>::new("BEGIN IMMEDIATE; ");
-        for chunk in batch::chunks(batch) {
+        for chunk in batch::chunks(&events) {
             batch::push_audit_insert(&mut script, chunk);
             script.push("; ");
+        }
+        for chunk in batch::chunks(&tokens) {
             batch::push_lineage_insert(&mut script, chunk);
             script.push("; ");
         }

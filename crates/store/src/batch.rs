@@ -4,15 +4,17 @@
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use crate::IssuanceRecord;
+use mandate_core::AuditEvent;
+
+use crate::TokenRecord;
 
 /// The most rows in one INSERT: 12 columns × 128 rows stays far below SQLite's 32,766 and
 /// PostgreSQL's 65,535 bound parameters.
 const MAX_ROWS: usize = 128;
 
-/// Splits a batch into chunks whose lengths are powers of two (128, 64, … 1), so each connection's
+/// Splits rows into chunks whose lengths are powers of two (128, 64, … 1), so each connection's
 /// statement cache sees at most eight shapes of each INSERT rather than one per batch size.
-pub fn chunks(batch: &[IssuanceRecord]) -> Vec<&[IssuanceRecord]> {
+pub fn chunks<T>(batch: &[T]) -> Vec<&[T]> {
     let mut chunks = Vec::new();
     let mut rest = batch;
     while !rest.is_empty() {
@@ -25,7 +27,7 @@ pub fn chunks(batch: &[IssuanceRecord]) -> Vec<&[IssuanceRecord]> {
 }
 
 /// Appends `INSERT INTO audit_log …` for every event of `chunk` to `insert`.
-pub fn push_audit_insert<'a, DB>(insert: &mut QueryBuilder<DB>, chunk: &'a [IssuanceRecord])
+pub fn push_audit_insert<'a, DB>(insert: &mut QueryBuilder<DB>, chunk: &[&'a AuditEvent])
 where
     DB: Database,
     i64: Encode<'a, DB> + Type<DB>,
@@ -35,8 +37,7 @@ where
     insert.push(
         "INSERT INTO audit_log (at, event, grant_type, client_id, subject, resource, scope, outcome, jti, parent_jti, detail) ",
     );
-    insert.push_values(chunk, |mut row, issued| {
-        let e = &issued.event;
+    insert.push_values(chunk, |mut row, e| {
         row.push_bind(e.at)
             .push_bind(e.kind.as_str())
             .push_bind(e.grant_type.as_deref())
@@ -53,7 +54,7 @@ where
 
 /// Appends `INSERT INTO token_lineage …` for every token of `chunk` to `insert`; a `jti` already
 /// on record is kept.
-pub fn push_lineage_insert<'a, DB>(insert: &mut QueryBuilder<DB>, chunk: &'a [IssuanceRecord])
+pub fn push_lineage_insert<'a, DB>(insert: &mut QueryBuilder<DB>, chunk: &[&'a TokenRecord])
 where
     DB: Database,
     i64: Encode<'a, DB> + Type<DB>,
@@ -63,8 +64,7 @@ where
     insert.push(
         "INSERT INTO token_lineage (jti, kind, parent_jti, actor_jti, grant_id, subject, client_id, audience, scope, act, issued_at, expires_at) ",
     );
-    insert.push_values(chunk, |mut row, issued| {
-        let r = &issued.lineage;
+    insert.push_values(chunk, |mut row, r| {
         row.push_bind(r.jti.as_str())
             .push_bind(r.kind.as_str())
             .push_bind(r.parent_jti.as_deref())
@@ -83,42 +83,17 @@ where
 
 #[cfg(test)]
 mod tests {
-    use mandate_core::{AuditEvent, AuditKind};
-
     use super::*;
-    use crate::TokenRecord;
-
-    fn record(n: usize) -> IssuanceRecord {
-        IssuanceRecord {
-            event: AuditEvent::new(0, AuditKind::TokenIssued, "ok"),
-            lineage: TokenRecord {
-                jti: format!("jti-{n}"),
-                kind: "access_token".into(),
-                parent_jti: None,
-                actor_jti: None,
-                grant_id: None,
-                subject: "s".into(),
-                client_id: "c".into(),
-                audience: "https://rs.example/".into(),
-                scope: None,
-                act: None,
-                issued_at: 0,
-                expires_at: 60,
-            },
-        }
-    }
 
     #[test]
     fn chunks_are_powers_of_two_in_order_and_cover_the_batch() {
         for n in [0, 1, 2, 3, 7, 128, 129, 255, 256, 300] {
-            let batch: Vec<_> = (0..n).map(record).collect();
+            let batch: Vec<usize> = (0..n).collect();
             let chunks = chunks(&batch);
             assert!(chunks.iter().all(|c| c.len().is_power_of_two() && c.len() <= MAX_ROWS), "{n}");
-            let jtis: Vec<_> = chunks.iter().flat_map(|c| c.iter().map(|r| r.lineage.jti.clone())).collect();
-            let expected: Vec<_> = batch.iter().map(|r| r.lineage.jti.clone()).collect();
-            assert_eq!(jtis, expected, "{n}");
+            assert_eq!(chunks.concat(), batch, "{n}");
         }
-        let batch: Vec<_> = (0..13).map(record).collect();
+        let batch: Vec<usize> = (0..13).collect();
         assert_eq!(chunks(&batch).iter().map(|c| c.len()).collect::<Vec<_>>(), [8, 4, 1]);
     }
 }

@@ -181,11 +181,12 @@ pub struct TokenRecord {
     pub expires_at: UnixTime,
 }
 
-/// An issued token's audit row and lineage row, committed together.
+/// An audit row and, for an issued token, its lineage row, committed together. A refusal has no
+/// lineage row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IssuanceRecord {
     pub event: AuditEvent,
-    pub lineage: TokenRecord,
+    pub lineage: Option<TokenRecord>,
 }
 
 /// Where every token came from: the lineage shown by `mandate audit lineage` and the admin API,
@@ -193,7 +194,8 @@ pub struct IssuanceRecord {
 #[async_trait]
 pub trait LineageStore: Send + Sync {
     async fn record_token(&self, record: &TokenRecord) -> StoreResult<()>;
-    /// The audit and lineage rows of several issuances, in one transaction: all or none.
+    /// The audit rows (and lineage rows) of several issuances and refusals, in one transaction:
+    /// all or none, the audit rows in the order given.
     async fn record_issuances(&self, batch: &[IssuanceRecord]) -> StoreResult<()>;
     async fn get_token_record(&self, jti: &str) -> StoreResult<Option<TokenRecord>>;
     /// Tokens exchanged from `jti`, as subject token or as actor token, oldest first.

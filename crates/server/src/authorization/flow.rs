@@ -7,7 +7,7 @@ use mandate_store::{AuthorizationCode, AuthorizationRequest, BrowserSession, Con
 
 use super::request::prompts;
 use super::{CODE_TTL, HANDLE_BYTES, response};
-use crate::audit::{record_issuance, record_refusal};
+use crate::audit::{record_event, record_issuance};
 use crate::clients::pushed;
 use crate::error::store_error;
 use crate::state::AppState;
@@ -231,7 +231,7 @@ pub async fn deny(state: &AppState, handle: &str, session: &BrowserSession) -> R
     event.resource = Some(request.resources.clone());
     event.scope = Some(request.scope.clone());
     event.detail = pushed_client(&request).map(|name| pushed::audit_detail(name.as_deref()));
-    record_refusal(state.store.as_ref(), &event).await;
+    record_event(state, event).await;
     let e = OAuthError::access_denied("the person denied the request");
     Ok(response::error(state, &request.redirect_uri, &e, request.state.as_deref()))
 }

@@ -10,7 +10,7 @@ use mandate_core::password::verify_password;
 use mandate_core::{AuditEvent, AuditKind, OAuthError};
 use minijinja::context;
 
-use crate::audit::record_refusal;
+use crate::audit::record_event;
 use crate::authorization::flow;
 use crate::error::{Failure, store_error};
 use crate::form::OAuthForm;
@@ -128,7 +128,7 @@ async fn sign_in(
     let (signed_in, cookie) = session::start(state, &user.username).await?;
     let mut event = AuditEvent::new(now, AuditKind::SignedIn, "ok");
     event.subject = Some(user.username.clone());
-    record_refusal(state.store.as_ref(), &event).await;
+    record_event(state, event).await;
     tracing::info!(username = %user.username, "signed in");
     let mut response = match handle {
         Some(handle) => {
@@ -145,7 +145,7 @@ async fn sign_in(
 async fn audit_failure(state: &AppState, username: &str, outcome: &str) {
     let mut event = AuditEvent::new(state.now(), AuditKind::SignInFailed, outcome);
     event.subject = Some(username.chars().take(128).collect());
-    record_refusal(state.store.as_ref(), &event).await;
+    record_event(state, event).await;
 }
 
 async fn client_name_for(state: &AppState, handle: Option<&str>) -> Result<Option<String>, OAuthError> {

@@ -9,7 +9,7 @@ use mandate_store::{IssuanceRecord, TokenRecord};
 use serde_json::json;
 
 use super::{bounded, no_store_json};
-use crate::audit::record_refusal;
+use crate::audit::record_event;
 use crate::client_auth::{self, AuthenticatedClient};
 use crate::error::Failure;
 use crate::form::OAuthForm;
@@ -80,7 +80,7 @@ async fn issue(
     };
     // No token leaves before its issuance and its lineage are on record (group-committed).
     let lineage = lineage_of(&issued, &client.client_id);
-    state.issuances.record(IssuanceRecord { event, lineage }).await?;
+    state.issuances.record(IssuanceRecord { event, lineage: Some(lineage) }).await?;
     if client.client_id.starts_with(super::register::CLIENT_ID_PREFIX) {
         // Self-registered clients expire when unused; this one is in use.
         state.store.touch_registration(&client.client_id, state.now()).await.map_err(crate::error::store_error)?;
@@ -136,10 +136,10 @@ async fn refuse(state: &AppState, form: Option<&OAuthForm>, client_id: Option<&s
     event.resource = bounded(form.and_then(|f| f.all("resource").first().map(String::as_str)));
     event.scope = bounded(form.and_then(|f| f.get("scope")));
     event.detail = Some(e.description.clone());
-    record_refusal(state.store.as_ref(), &event).await;
     let grant_type = event.grant_type.as_deref().unwrap_or("none");
     let grant_label = state.grants.get(grant_type).map_or("other", |(g, _)| g.as_str());
     metrics::counter!("mandate_token_refusals_total", "grant_type" => grant_label, "error" => e.code.as_str())
         .increment(1);
     tracing::info!(error = e.code.as_str(), description = %e.description, client_id = event.client_id.as_deref().unwrap_or("-"), "token refused");
+    record_event(state, event).await;
 }
