@@ -258,6 +258,11 @@ fn spawn_maintenance(state: AppState, shutdown: CancellationToken) {
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "purging expired delegation records failed"),
                     }
+                    match crate::audit::apply_retention(&state).await {
+                        Ok((0, 0)) => {}
+                        Ok((audit, lineage)) => tracing::info!(audit, lineage, "audit and lineage rows past [audit] retention deleted"),
+                        Err(e) => tracing::warn!(error = %e, "applying [audit] retention failed"),
+                    }
                 }
             }
         }

@@ -41,6 +41,36 @@ pub async fn revoke_grant(
     Ok(())
 }
 
+/// Rows deleted per statement by the retention purge, so a long backlog never holds SQLite's
+/// write lock (or a PostgreSQL transaction) for long.
+const PURGE_CHUNK: u32 = 5_000;
+
+/// `[audit] retention`: deletes audit rows older than the retention and the lineage rows of tokens
+/// expired longer ago than that, in chunks, yielding to other writers between them. Returns the
+/// rows deleted (audit, lineage); nothing without a retention.
+pub async fn apply_retention(state: &crate::state::AppState) -> Result<(u64, u64), mandate_store::StoreError> {
+    let Some(retention) = state.settings.audit_retention else { return Ok((0, 0)) };
+    let before = state.now() - i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+    let mut deleted = (0, 0);
+    loop {
+        let n = state.store.purge_audit(before, PURGE_CHUNK).await?;
+        deleted.0 += n;
+        if n < u64::from(PURGE_CHUNK) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    loop {
+        let n = state.store.purge_lineage(before, PURGE_CHUNK).await?;
+        deleted.1 += n;
+        if n < u64::from(PURGE_CHUNK) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(deleted)
+}
+
 /// Most issuances committed in one transaction.
 const MAX_BATCH: usize = 256;
 

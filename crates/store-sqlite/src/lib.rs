@@ -419,6 +419,16 @@ impl AuditStore for SqliteStore {
         .map(AuditRow::into_event)
         .collect()
     }
+
+    async fn purge_audit(&self, before: UnixTime, limit: u32) -> StoreResult<u64> {
+        let done =
+            sqlx::query("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log ORDER BY id LIMIT ?) AND at < ?")
+                .bind(i64::from(limit))
+                .bind(before)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
 }
 
 #[async_trait]

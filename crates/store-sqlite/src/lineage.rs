@@ -2,7 +2,7 @@
 //! parents' or its grant.
 
 use async_trait::async_trait;
-use mandate_core::AuditEvent;
+use mandate_core::{AuditEvent, UnixTime};
 use mandate_store::{IssuanceRecord, LineageStore, StoreResult, TokenRecord, batch};
 use sqlx::QueryBuilder;
 
@@ -76,6 +76,20 @@ impl LineageStore for SqliteStore {
             .bind(jti)
             .fetch_optional(&self.pool)
             .await?)
+    }
+
+    async fn purge_lineage(&self, before: UnixTime, limit: u32) -> StoreResult<u64> {
+        // Rowids follow insertion, and expiry nearly does: the expired rows are among the oldest
+        // `limit`, found without an index on expires_at and without reading the whole table.
+        let done = sqlx::query(
+            "DELETE FROM token_lineage WHERE rowid IN
+             (SELECT rowid FROM token_lineage ORDER BY rowid LIMIT ?) AND expires_at < ?",
+        )
+        .bind(i64::from(limit))
+        .bind(before)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     async fn token_children(&self, jti: &str) -> StoreResult<Vec<TokenRecord>> {

@@ -35,7 +35,8 @@ macro_rules! contract_tests {
             purge_drops_only_unused_registered_clients, grant_attestation_round_trips_and_binds_once,
             attestation_challenge_is_taken_once, racing_challenge_takes_have_one_winner,
             purge_drops_expired_attestation_challenges, lineage_round_trips_and_lists_children,
-            revoking_a_token_revokes_what_was_exchanged_from_it, issuances_are_committed_together);
+            revoking_a_token_revokes_what_was_exchanged_from_it, issuances_are_committed_together,
+            retention_deletes_old_audit_and_expired_lineage_oldest_first);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -994,4 +995,33 @@ pub async fn issuances_are_committed_together(store: &dyn Store) {
     store.record_issuances(&[again]).await.unwrap();
     assert_eq!(store.get_token_record("batch-7").await.unwrap().unwrap().subject, "alice");
     assert_eq!(store.audit_by_jti("batch-7").await.unwrap().len(), 2);
+}
+
+pub async fn retention_deletes_old_audit_and_expired_lineage_oldest_first(store: &dyn Store) {
+    // Audit rows at 100..110, and tokens issued with them expiring at 200..210.
+    let batch: Vec<IssuanceRecord> = (0..10)
+        .map(|i| {
+            let jti = format!("kept-{i}");
+            let mut event = AuditEvent::new(100 + i, AuditKind::TokenIssued, "ok");
+            event.jti = Some(jti.clone());
+            let mut lineage = token_record(&jti, None, None, None, 100 + i);
+            lineage.expires_at = 200 + i;
+            IssuanceRecord { event, lineage: Some(lineage) }
+        })
+        .collect();
+    store.record_issuances(&batch).await.unwrap();
+
+    // Oldest first, at most `limit`, and never past the first row that is new enough.
+    assert_eq!(store.purge_audit(105, 3).await.unwrap(), 3);
+    assert_eq!(store.purge_audit(105, 3).await.unwrap(), 2);
+    assert_eq!(store.purge_audit(105, 3).await.unwrap(), 0);
+    let left: Vec<i64> = store.recent_audit(100).await.unwrap().iter().rev().map(|e| e.at).collect();
+    assert_eq!(left, (105..110).collect::<Vec<_>>());
+
+    assert_eq!(store.purge_lineage(205, 100).await.unwrap(), 5);
+    assert_eq!(store.purge_lineage(205, 100).await.unwrap(), 0);
+    for i in 0..10 {
+        let kept = store.get_token_record(&format!("kept-{i}")).await.unwrap().is_some();
+        assert_eq!(kept, i >= 5, "kept-{i} expires at {}", 200 + i);
+    }
 }

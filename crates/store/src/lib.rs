@@ -198,6 +198,10 @@ pub trait LineageStore: Send + Sync {
     /// all or none, the audit rows in the order given.
     async fn record_issuances(&self, batch: &[IssuanceRecord]) -> StoreResult<()>;
     async fn get_token_record(&self, jti: &str) -> StoreResult<Option<TokenRecord>>;
+    /// Deletes the lineage rows of tokens that expired before `before`, at most `limit` of them
+    /// (SQLite looks among the oldest `limit` rows only, as `purge_audit` does); the number
+    /// deleted.
+    async fn purge_lineage(&self, before: UnixTime, limit: u32) -> StoreResult<u64>;
     /// Tokens exchanged from `jti`, as subject token or as actor token, oldest first.
     async fn token_children(&self, jti: &str) -> StoreResult<Vec<TokenRecord>>;
     /// Tokens issued from a grant (codes and refreshes), oldest first.
@@ -212,6 +216,10 @@ pub trait AuditStore: Send + Sync {
     /// The newest `limit` events, newest first.
     async fn recent_audit(&self, limit: u32) -> StoreResult<Vec<AuditEvent>>;
     async fn audit_by_jti(&self, jti: &str) -> StoreResult<Vec<AuditEvent>>;
+    /// Deletes audit rows written before `before`, oldest first, at most `limit` of them, and
+    /// stops at the first newer row in write order (so it never scans the whole log); the number
+    /// deleted. Rows a little out of order (instances' clocks) go on a later call.
+    async fn purge_audit(&self, before: UnixTime, limit: u32) -> StoreResult<u64>;
 }
 
 /// One-time identifiers (the `jti` of client assertions, RFC 7523 §3), remembered by every

@@ -49,6 +49,16 @@ pub struct RawConfig {
     pub chaining_targets: Vec<custody::RawChainingTarget>,
     /// Who may use the admin API.
     pub admin: RawAdmin,
+    /// How long audit and lineage rows are kept.
+    pub audit: RawAudit,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAudit {
+    /// Audit rows older than this, and lineage rows of tokens expired longer ago, are deleted
+    /// (hourly). Empty: kept forever.
+    pub retention: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -408,6 +418,8 @@ pub struct Settings {
     pub custody: CustodySettings,
     /// `[admin] clients`: the confidential clients allowed to use the admin API.
     pub admin_clients: BTreeSet<String>,
+    /// `[audit] retention`: `None` keeps audit and lineage rows forever.
+    pub audit_retention: Option<Duration>,
     /// Non-fatal remarks to log at start (e.g. short secrets).
     pub warnings: Vec<String>,
 }
@@ -579,6 +591,15 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
         .filter_map(|(r, checked)| r.client_id.clone().map(|c| (checked.uri.to_string(), c)))
         .collect();
     let client_ids = clients.iter().map(|c| c.client_id.clone()).collect();
+    let audit_retention = match raw.audit.retention.as_str() {
+        "" => None,
+        text => Some(duration(
+            "audit.retention",
+            text,
+            Duration::from_secs(24 * 3600),
+            Duration::from_secs(100 * 366 * 24 * 3600),
+        )?),
+    };
     let mut admin_clients = BTreeSet::new();
     for (i, id) in raw.admin.clients.iter().enumerate() {
         match clients.iter().find(|c| &c.client_id == id) {
@@ -638,6 +659,7 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
         offered_scopes: offered,
         custody,
         admin_clients,
+        audit_retention,
         warnings,
     })
 }
@@ -1136,6 +1158,8 @@ mod tests {
             ("[[chaining_targets]]\nissuer = \"https://as.example#x\"\n".to_owned(), "chaining_targets[0].issuer"),
             ("[admin]\nclients = [\"public\"]\n".to_owned(), "admin.clients[0]"),
             ("[admin]\nclients = [\"ghost\"]\n".to_owned(), "admin.clients[0]"),
+            ("[audit]\nretention = \"1h\"\n".to_owned(), "audit.retention"),
+            ("[audit]\nretention = \"forever\"\n".to_owned(), "audit.retention"),
         ];
         for (section, key) in cases {
             let e = err(&format!("{agent}{section}"));
@@ -1149,6 +1173,9 @@ mod tests {
         assert!(ok.admin_clients.contains("agent"));
         assert_eq!(ok.custody.chaining_target("http://127.0.0.1:9999").unwrap().client_id_for("agent"), "agent-there");
         assert_eq!(ok.custody.max_delegation_depth, 4, "the default");
+        assert_eq!(ok.audit_retention, None, "kept forever by default");
+        let kept = from_toml(&format!("{agent}[audit]\nretention = \"400d\"\n")).unwrap();
+        assert_eq!(kept.audit_retention, Some(std::time::Duration::from_secs(400 * 24 * 3600)));
     }
 
     #[test]

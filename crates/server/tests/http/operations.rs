@@ -1,9 +1,11 @@
 //! What operators rely on: health, readiness, metrics and the audit log.
 
-use mandate_core::AuditKind;
+use std::sync::Arc;
+
+use mandate_core::{AuditKind, MockClock};
 use serde_json::Value;
 
-use crate::common::{AGENT_SECRET, Backend, MCP, TestServer};
+use crate::common::{AGENT_SECRET, Backend, MCP, Options, TestServer, base_config, decode_unverified, fresh_database};
 use crate::on_both_backends;
 
 async fn health_and_readiness(backend: Backend) {
@@ -73,8 +75,45 @@ async fn every_issuance_refusal_and_revocation_is_audited(backend: Backend) {
     assert!(events.iter().all(|e| !format!("{e:?}").contains(AGENT_SECRET) && !format!("{e:?}").contains(&token)));
 }
 
+/// `[audit] retention`: after the retention has passed, the purge deletes an old token's audit and
+/// lineage rows and keeps a recent token's; without a retention nothing is ever deleted.
+async fn retention_deletes_old_audit_and_lineage_rows_only(backend: Backend) {
+    let clock = Arc::new(MockClock::new(1_800_000_000));
+    let options = Options {
+        config: format!("{}\n[audit]\nretention = \"2d\"\n", base_config()),
+        clock: clock.clone(),
+        ..Options::default()
+    };
+    let s = TestServer::start_on(fresh_database(backend).await, options).await;
+    let old = jti(&s.agent_token().await);
+    clock.advance(3 * 24 * 3600);
+    let recent = jti(&s.agent_token().await);
+    let store = s.state().store.clone();
+
+    // The hourly maintenance may get there first (its first round runs at start-up, on its own
+    // task); either way, the old rows are gone and the recent ones stay.
+    mandate_server::audit::apply_retention(s.state()).await.unwrap();
+    assert!(store.audit_by_jti(&old).await.unwrap().is_empty());
+    assert!(store.get_token_record(&old).await.unwrap().is_none());
+    assert_eq!(store.audit_by_jti(&recent).await.unwrap().len(), 1);
+    assert!(store.get_token_record(&recent).await.unwrap().is_some());
+
+    // Without [audit] retention, rows are kept however old.
+    let keeping = Options { clock: clock.clone(), ..Options::default() };
+    let s = TestServer::start_on(fresh_database(backend).await, keeping).await;
+    let old = jti(&s.agent_token().await);
+    clock.advance(3650 * 24 * 3600);
+    assert_eq!(mandate_server::audit::apply_retention(s.state()).await.unwrap(), (0, 0));
+    assert_eq!(s.state().store.audit_by_jti(&old).await.unwrap().len(), 1);
+}
+
+fn jti(token: &str) -> String {
+    decode_unverified(token).1["jti"].as_str().unwrap().to_owned()
+}
+
 on_both_backends!(
     health_and_readiness,
     metrics_count_requests_and_issued_tokens,
-    every_issuance_refusal_and_revocation_is_audited
+    every_issuance_refusal_and_revocation_is_audited,
+    retention_deletes_old_audit_and_lineage_rows_only
 );
