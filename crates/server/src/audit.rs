@@ -51,24 +51,26 @@ const PURGE_CHUNK: u32 = 5_000;
 pub async fn apply_retention(state: &crate::state::AppState) -> Result<(u64, u64), mandate_store::StoreError> {
     let Some(retention) = state.settings.audit_retention else { return Ok((0, 0)) };
     let before = state.now() - i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
-    let mut deleted = (0, 0);
+    let audit = in_chunks(|| state.store.purge_audit(before, PURGE_CHUNK)).await?;
+    let lineage = in_chunks(|| state.store.purge_lineage(before, PURGE_CHUNK)).await?;
+    Ok((audit, lineage))
+}
+
+/// Runs `purge` until it deletes less than a full chunk, letting other tasks in between; the total.
+async fn in_chunks<F, Fut>(mut purge: F) -> Result<u64, mandate_store::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, mandate_store::StoreError>>,
+{
+    let mut total = 0;
     loop {
-        let n = state.store.purge_audit(before, PURGE_CHUNK).await?;
-        deleted.0 += n;
+        let n = purge().await?;
+        total += n;
         if n < u64::from(PURGE_CHUNK) {
-            break;
+            return Ok(total);
         }
         tokio::task::yield_now().await;
     }
-    loop {
-        let n = state.store.purge_lineage(before, PURGE_CHUNK).await?;
-        deleted.1 += n;
-        if n < u64::from(PURGE_CHUNK) {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    Ok(deleted)
 }
 
 /// Most issuances committed in one transaction.
