@@ -35,6 +35,8 @@ pub mod http;
 pub mod inspect;
 pub mod key;
 pub mod loopback;
+#[cfg(feature = "reqwest-middleware")]
+pub mod middleware;
 #[cfg(feature = "rmcp")]
 pub mod rmcp;
 pub mod store;

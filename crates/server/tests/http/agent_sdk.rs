@@ -215,9 +215,49 @@ async fn client_credentials_with_private_key_jwt(backend: Backend) {
     assert_eq!(err.oauth_error().map(|e| e.error.as_str()), Some("invalid_client"), "{err}");
 }
 
+/// The agent as reqwest-middleware: any `ClientWithMiddleware` call gets a token, steps up on
+/// 403 `insufficient_scope`, and a wrong secret or a body that cannot be replayed is a clear error.
+async fn reqwest_middleware_attaches_tokens_and_steps_up(backend: Backend) {
+    use mandate_agent::middleware::AgentMiddleware;
+
+    let s = setup(backend, "").await;
+    let agent = Arc::new(acting_for_itself("build-agent", Some(AGENT_SECRET), None));
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(AgentMiddleware::new(agent.clone()))
+        .build();
+    let call = |text: &str| {
+        let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "echo", "arguments": { "text": text } } });
+        http.post(s.mcp.as_str())
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    };
+    // echo needs tools:call; the first token has tools:read, so this goes through a step-up.
+    let response = call("through middleware").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["result"]["content"][0]["text"], "through middleware", "{answer}");
+
+    // A body that cannot be sent twice is refused before anything is sent.
+    let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{}"))]);
+    let refused = http.post(s.mcp.as_str()).body(reqwest::Body::wrap_stream(stream)).send().await.unwrap_err();
+    assert!(refused.to_string().contains("streaming body"), "{refused}");
+
+    // A wrong secret: the OAuth error, not a loop, and never the secret.
+    let wrong = "not-the-secret-0123456789abcdefghijklmnopqr";
+    let impostor = Arc::new(acting_for_itself("build-agent", Some(wrong), None));
+    let http =
+        reqwest_middleware::ClientBuilder::new(reqwest::Client::new()).with(AgentMiddleware::new(impostor)).build();
+    let e = http.get(s.mcp.as_str()).send().await.unwrap_err();
+    let shown = format!("{e:#} {e:?}");
+    assert!(shown.contains("invalid_client"), "{shown}");
+    assert!(!shown.contains(wrong), "{shown}");
+}
+
 crate::on_both_backends!(
     a_person_authorizes_through_the_pages_and_steps_up_for_echo,
     a_rejected_token_is_replaced_by_a_refresh_without_the_person,
     client_credentials_with_a_secret_step_up_by_asking_again,
-    client_credentials_with_private_key_jwt
+    client_credentials_with_private_key_jwt,
+    reqwest_middleware_attaches_tokens_and_steps_up
 );
