@@ -100,7 +100,9 @@ pub async fn prepare(parts: Parts) -> Result<AppState, StartError> {
     let fetcher = mandate_fetch::CachedFetcher::new(mandate_fetch::Fetcher::new(policy)?);
     let metadata_fetcher = mandate_fetch::CachedFetcher::new(mandate_fetch::Fetcher::new(metadata_policy)?);
     let logo_fetcher = mandate_fetch::CachedFetcher::new(mandate_fetch::Fetcher::new(logo_policy)?);
-    let issuances = crate::audit::IssuanceLog::start(parts.store.clone());
+    // SQLite has one writer at a time, so a second batch would only queue for its lock.
+    let writers = if parts.store.backend() == "postgres" { 2 } else { 1 };
+    let issuances = crate::audit::IssuanceLog::start(parts.store.clone(), writers);
     Ok(AppState {
         settings: Arc::new(parts.settings),
         store: parts.store,

@@ -80,37 +80,36 @@ type Pending = (IssuanceRecord, oneshot::Sender<Result<(), OAuthError>>);
 
 /// Group commit of issuances (and other audit events): each token's audit and lineage rows are
 /// committed before it is answered, but issuances that arrive while a commit is in progress share
-/// the next one. Under
-/// load that is one transaction (one fsync on SQLite) for many tokens; alone, a request waits for
-/// exactly its own commit, with no added delay.
+/// the next one. Under load that is one transaction (one fsync on SQLite) for many tokens; alone,
+/// a request waits for exactly its own commit, with no added delay.
 #[derive(Clone)]
 pub struct IssuanceLog {
     queue: mpsc::Sender<Pending>,
 }
 
 impl IssuanceLog {
-    /// Starts the writer on the current runtime; it ends when every handle is dropped.
-    pub fn start(store: Arc<dyn Store>) -> Self {
-        let (queue, mut incoming) = mpsc::channel::<Pending>(4 * MAX_BATCH);
-        tokio::spawn(async move {
-            while let Some(first) = incoming.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match incoming.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
+    /// Starts `writers` writers on the current runtime; they end when every handle is dropped.
+    /// With more than one, a batch can start committing while the previous one waits for its
+    /// fsync: worth it where commits run in parallel (PostgreSQL), not where one writer holds a
+    /// lock (SQLite).
+    pub fn start(store: Arc<dyn Store>, writers: usize) -> Self {
+        let (queue, incoming) = mpsc::channel::<Pending>(4 * MAX_BATCH);
+        let incoming = Arc::new(tokio::sync::Mutex::new(incoming));
+        for _ in 0..writers.max(1) {
+            let (store, incoming) = (store.clone(), incoming.clone());
+            tokio::spawn(async move {
+                while let Some(batch) = next_batch(&incoming).await {
+                    let (records, replies): (Vec<IssuanceRecord>, Vec<_>) = batch.into_iter().unzip();
+                    metrics::histogram!("mandate_issuance_batch_size").record(records.len() as f64);
+                    let started = std::time::Instant::now();
+                    let result = store.record_issuances(&records).await.map_err(store_error);
+                    metrics::histogram!("mandate_issuance_commit_seconds").record(started.elapsed().as_secs_f64());
+                    for reply in replies {
+                        let _ = reply.send(result.clone());
                     }
                 }
-                let (records, replies): (Vec<IssuanceRecord>, Vec<_>) = batch.into_iter().unzip();
-                metrics::histogram!("mandate_issuance_batch_size").record(records.len() as f64);
-                let started = std::time::Instant::now();
-                let result = store.record_issuances(&records).await.map_err(store_error);
-                metrics::histogram!("mandate_issuance_commit_seconds").record(started.elapsed().as_secs_f64());
-                for reply in replies {
-                    let _ = reply.send(result.clone());
-                }
-            }
-        });
+            });
+        }
         Self { queue }
     }
 
@@ -120,4 +119,18 @@ impl IssuanceLog {
         self.queue.send((record, reply)).await.map_err(|_| OAuthError::server_error())?;
         committed.await.map_err(|_| OAuthError::server_error())?
     }
+}
+
+/// Waits for one pending record, then takes whatever else is already queued (up to a batch);
+/// `None` once every sender is gone.
+async fn next_batch(incoming: &tokio::sync::Mutex<mpsc::Receiver<Pending>>) -> Option<Vec<Pending>> {
+    let mut incoming = incoming.lock().await;
+    let mut batch = vec![incoming.recv().await?];
+    while batch.len() < MAX_BATCH {
+        match incoming.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
 }
