@@ -359,8 +359,22 @@ async fn exchange_then_follow_the_lineage_and_pull_the_kill_switch() {
     let doc: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(doc["root"]["children"][0]["jti"], c["jti"]);
 
+    // build-agent's tokens (it acts for itself): its own, and the one mcp-gateway holds for it.
+    let listed = audit(&["tokens", "build-agent"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let table = text(&listed.stdout);
+    assert!(table.lines().any(|l| l.starts_with("live") && l.contains(&subject_jti)), "{table}");
+    assert!(table.contains("by mcp-gateway") && table.contains(&format!("for {API}")), "{table}");
+
     let killed = audit(&["revoke", &subject_jti]);
     assert!(killed.status.success(), "{}", text(&killed.stderr));
+    let listed = audit(&["tokens", "build-agent", "--json", "--limit", "5"]);
+    let tokens: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let revoked: Vec<&Value> = tokens.as_array().unwrap().iter().filter(|t| t["revoked"] == true).collect();
+    assert_eq!(revoked.len(), 2, "the agent's token and the exchanged one: {tokens}");
+    assert!(revoked.iter().all(|t| t["live"] == false));
+    let out_of_range = audit(&["tokens", "build-agent", "--limit", "0"]);
+    assert!(!out_of_range.status.success());
     assert!(text(&killed.stdout).contains("2 live token(s)"), "{}", text(&killed.stdout));
     let refused = exchange(&exchanged);
     assert!(!refused.status.success());

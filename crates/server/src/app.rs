@@ -137,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .route("/token", post(token::handle))
         .route("/introspect", post(introspect::handle))
         .route("/revoke", post(revoke::handle))
+        .route("/admin/tokens", get(admin::tokens))
         .route("/admin/lineage/{jti}", get(admin::lineage))
         .route("/admin/lineage/{jti}/revoke", post(admin::revoke))
         .route("/jwks.json", get(jwks::handle))

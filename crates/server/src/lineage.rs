@@ -119,6 +119,51 @@ async fn build(
     })
 }
 
+/// One token of a person's, for a search across chains (`GET /admin/tokens`,
+/// `mandate audit tokens`): what it is, and whether it still works.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenSummary {
+    pub jti: String,
+    pub kind: String,
+    pub client_id: String,
+    pub audience: String,
+    pub scope: Option<String>,
+    /// The actors, current first (`act`, RFC 8693); empty for a token the client got directly.
+    pub actors: Vec<String>,
+    pub issued_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub revoked: bool,
+    /// Neither revoked (itself or through an ancestor) nor expired.
+    pub live: bool,
+}
+
+/// The newest `limit` tokens issued for `subject` (a person's username, or a client acting for
+/// itself), newest first.
+pub async fn tokens_of(
+    store: &dyn Store,
+    subject: &str,
+    limit: u32,
+    now: UnixTime,
+) -> Result<Vec<TokenSummary>, OAuthError> {
+    let mut tokens = Vec::new();
+    for record in store.recent_tokens_of_subject(subject, limit).await.map_err(store_error)? {
+        let revoked = store.is_access_token_revoked(&record.jti).await.map_err(store_error)?;
+        tokens.push(TokenSummary {
+            actors: actors(&record),
+            live: !revoked && record.expires_at > now,
+            jti: record.jti,
+            kind: record.kind,
+            client_id: record.client_id,
+            audience: record.audience,
+            scope: record.scope,
+            issued_at: record.issued_at,
+            expires_at: record.expires_at,
+            revoked,
+        });
+    }
+    Ok(tokens)
+}
+
 impl Lineage {
     /// Every node, depth first, with its depth.
     pub fn flatten(&self) -> Vec<(usize, &Node)> {

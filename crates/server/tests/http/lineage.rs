@@ -120,6 +120,35 @@ async fn the_admin_api_shows_the_tree_and_revokes_a_subtree_everywhere(backend: 
     let res = a.http.get(a.url("/admin/lineage/nope")).basic_auth("ops", Some(SECRET)).send().await.unwrap();
     assert_eq!(res.status(), 404);
 
+    // A person's tokens, newest first, all live; bad queries are invalid_request, strangers 403.
+    let tokens_of_alice = |server: &TestServer| {
+        server.http.get(server.url("/admin/tokens?subject=alice&limit=10")).basic_auth("ops", Some(SECRET)).send()
+    };
+    let res = tokens_of_alice(&a).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let listed: Value = res.json().await.unwrap();
+    let jtis: Vec<&str> = listed["tokens"].as_array().unwrap().iter().map(|t| t["jti"].as_str().unwrap()).collect();
+    let mut expected = vec![jti(&t0), jti(&t1), jti(&sibling)];
+    expected.sort();
+    let mut found: Vec<String> = jtis.iter().map(|j| j.to_string()).collect();
+    found.sort();
+    assert_eq!(found, expected, "{listed}");
+    assert!(listed["tokens"].as_array().unwrap().iter().all(|t| t["live"] == true && t["revoked"] == false));
+    let first = &listed["tokens"][0];
+    assert!(first["issued_at"].as_i64() >= listed["tokens"][2]["issued_at"].as_i64(), "newest first: {listed}");
+    for (query, status) in [
+        ("/admin/tokens", 400),
+        ("/admin/tokens?subject=alice&limit=0", 400),
+        ("/admin/tokens?subject=alice&limit=x", 400),
+    ] {
+        let res = a.http.get(a.url(query)).basic_auth("ops", Some(SECRET)).send().await.unwrap();
+        assert_eq!(res.status(), status, "{query}");
+        assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_request", "{query}");
+    }
+    let res =
+        a.http.get(a.url("/admin/tokens?subject=alice")).basic_auth("agent-a", Some(SECRET)).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+
     // The kill switch on instance A: the root and everything from it, seen at once by instance B.
     let res = a
         .http
@@ -134,6 +163,10 @@ async fn the_admin_api_shows_the_tree_and_revokes_a_subtree_everywhere(backend: 
     for token in [&t0, &t1, &sibling] {
         assert_eq!(b.introspect(token).await["active"], false, "revoked on the other instance too");
     }
+    let listed: Value = tokens_of_alice(&b).await.unwrap().json().await.unwrap();
+    let tokens = listed["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 3, "{listed}");
+    assert!(tokens.iter().all(|t| t["live"] == false && t["revoked"] == true), "{listed}");
     let audit = a.state().store.audit_by_jti(&jti(&t0)).await.unwrap();
     assert!(
         audit.iter().any(|e| e.detail.as_deref().is_some_and(|d| d.contains("subtree revoked by admin client ops"))),
