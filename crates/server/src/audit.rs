@@ -1,5 +1,6 @@
-//! Writing audit events. An issuance is returned only after its audit row is committed; a failed
-//! write for a refusal is logged and does not change the answer.
+//! Writing audit events, and deleting them after `[audit] retention`. An issuance is returned only
+//! after its audit row is committed; a failed write for a refusal is logged and does not change
+//! the answer.
 
 use std::sync::Arc;
 
