@@ -33,6 +33,13 @@ pub struct Issuance<'a> {
     pub not_after: Option<mandate_core::UnixTime>,
 }
 
+/// A fresh `jti`: 48 bits of wall-clock milliseconds, then 80 random bits (see
+/// [`mandate_core::random::Random::time_ordered_token`]).
+pub fn new_jti(state: &AppState) -> String {
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    state.rng.time_ordered_token(millis, JTI_BYTES)
+}
+
 pub fn mint_access_token(state: &AppState, issuance: &Issuance<'_>) -> Result<MintedAccessToken, OAuthError> {
     let now = state.now();
     let claims = AccessTokenClaims {
@@ -41,7 +48,7 @@ pub fn mint_access_token(state: &AppState, issuance: &Issuance<'_>) -> Result<Mi
         aud: issuance.audience.as_str().to_owned(),
         client_id: issuance.client_id.to_owned(),
         scope: (!issuance.scope.is_empty()).then(|| issuance.scope.to_string()),
-        jti: state.rng.token(JTI_BYTES),
+        jti: new_jti(state),
         iat: now,
         exp: issuance.not_after.unwrap_or(i64::MAX).min(now + state.settings.access_token_ttl.as_secs() as i64),
         attestation: issuance.attestation.cloned(),
