@@ -2,9 +2,9 @@
 # Client-credentials token issuance, side by side in one run: mandate on SQLite, mandate on
 # PostgreSQL, and the reference peer, oidc-provider 9 (bench/peer/, in-memory adapter).
 #
-#   bash bench/compare.sh [--duration 10s] [--connections 16] [--threads 2] [--warmup 2s]
+#   bash bench/compare.sh [--rounds 3] [--duration 10s] [--connections 16] [--threads 2] [--warmup 2s]
 #
-# The same settings can be given in the environment: DURATION, CONNECTIONS, THREADS, WARMUP,
+# The same settings can be given in the environment: ROUNDS, DURATION, CONNECTIONS, THREADS, WARMUP,
 # TIMEOUT (wrk's per-request timeout, default 10s), PGHOST/PGPORT/PGUSER (default 127.0.0.1, 5432,
 # postgres), MANDATE_BIN (default release/mandate under CARGO_TARGET_DIR or target/, built with
 # `cargo build --release -p mandate-cli` if missing). The peer runs on Node 22 from the npm package
@@ -13,9 +13,13 @@
 # Every server issues the same thing: an ES256-signed JWT access token (typ at+jwt) for one
 # resource (aud), scope "tools:read tools:call", to a confidential client authenticated with
 # client_secret_basic. One token from each is decoded and checked before load; a mismatch stops
-# the run. Then, per server: idle RSS, a warm-up, wrk against the token endpoint (bench/token.lua)
-# with the server's peak RSS (VmHWM) and CPU, and for mandate POST /introspect of one token
-# (oidc-provider refuses to introspect its JWT access tokens, so it has no such number).
+# the run. All three are started, their idle RSS taken, and each warmed up. Then ROUNDS rounds: in
+# each, wrk drives every server's token endpoint in turn (bench/token.lua), with the server's peak
+# RSS (VmHWM) and CPU, the first server moving along each round. The machine is shared, so a
+# server measured alone in a noisy minute would skew its ratio; alternating spreads the noise, and
+# the table reports each server's median round and the median of the per-round ratios. Last,
+# mandate's POST /introspect of one token (oidc-provider refuses to introspect its JWT access
+# tokens, so it has no such number).
 #
 # Any response other than 200, any socket error or timeout, or a missing audit row makes the run
 # fail (exit 1) after the table is printed. The table goes to stdout and bench/results/.
@@ -24,7 +28,9 @@ set -euo pipefail
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-parse_flags usage -- "$@"
+ROUNDS=${ROUNDS:-3}
+parse_flags usage --rounds ROUNDS -- "$@"
+case "$ROUNDS" in ''|*[!0-9]*|0) die "--rounds must be a positive whole number, not '$ROUNDS'" ;; esac
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -100,11 +106,17 @@ issue_and_check() {
   echo "$token"
 }
 
-NAMES=()
-declare -A IDLE
+NAMES=(sqlite postgres oidc-provider)
+declare -A IDLE PID_OF BASE_OF PATH_OF DB_OF TOKEN_OF
 
-for server in sqlite postgres oidc-provider; do
+# use_server NAME: NAME becomes the server under load (SERVER_PID, BASE, TOKEN_PATH, DATABASE).
+use_server() { SERVER_PID=${PID_OF[$1]}; BASE=${BASE_OF[$1]}; TOKEN_PATH=${PATH_OF[$1]}; DATABASE=${DB_OF[$1]:-}; }
+
+# All three servers are started first and stay up (idle while another is measured), so the rounds
+# below can alternate between them.
+for server in "${NAMES[@]}"; do
   echo "== $server" >&2
+  DATABASE=
   case "$server" in
     sqlite)
       mkdir -p "$WORK/sqlite"
@@ -119,23 +131,39 @@ for server in sqlite postgres oidc-provider; do
       start_peer
       TOKEN_PATH=$(token_path oidc-provider /.well-known/openid-configuration) ;;
   esac
-  NAMES+=("$server")
+  PID_OF[$server]=$SERVER_PID BASE_OF[$server]=$BASE PATH_OF[$server]=$TOKEN_PATH DB_OF[$server]=$DATABASE
+  LIVE_PIDS+=("$SERVER_PID")
   sleep 1
   IDLE[$server]=$(proc_kib "$SERVER_PID" VmRSS)
   echo "$server: serving on $BASE (pid $SERVER_PID), token endpoint $TOKEN_PATH, idle RSS $(mib "${IDLE[$server]}")" >&2
+  TOKEN_OF[$server]=$(issue_and_check "$server" "$TOKEN_PATH")
+done
 
-  TOKEN=$(issue_and_check "$server" "$TOKEN_PATH")
-
+for server in "${NAMES[@]}"; do
+  use_server "$server"
   echo "-- $server warm-up: POST $TOKEN_PATH for $WARMUP" >&2
   run_wrk "$server-warmup" token.lua "$TOKEN_PATH" "$WARMUP" BENCH_SCOPE="$SCOPE" >/dev/null
-  echo "-- $server: POST $TOKEN_PATH for $DURATION" >&2
-  run_wrk "$server-token" token.lua "$TOKEN_PATH" "$DURATION" BENCH_SCOPE="$SCOPE"
+done
 
-  if [ "$server" != oidc-provider ]; then
-    echo "-- $server: POST /introspect for $DURATION" >&2
-    run_wrk "$server-introspect" introspect.lua /introspect "$DURATION" BENCH_TOKEN="$TOKEN" BENCH_EXPECT='"active":true'
-  fi
+# Rounds: each server once per round, the first one moving along each round, so a noisy spell of
+# the shared machine falls on every server rather than on one.
+for round in $(seq 1 "$ROUNDS"); do
+  for i in 0 1 2; do
+    server=${NAMES[$(( (round - 1 + i) % 3 ))]}
+    use_server "$server"
+    echo "-- round $round of $ROUNDS, $server: POST $TOKEN_PATH for $DURATION" >&2
+    run_wrk "$server-token-$round" token.lua "$TOKEN_PATH" "$DURATION" BENCH_SCOPE="$SCOPE"
+  done
+done
 
+for server in sqlite postgres; do
+  use_server "$server"
+  echo "-- $server: POST /introspect for $DURATION" >&2
+  run_wrk "$server-introspect" introspect.lua /introspect "$DURATION" BENCH_TOKEN="${TOKEN_OF[$server]}" BENCH_EXPECT='"active":true'
+done
+
+for server in "${NAMES[@]}"; do
+  use_server "$server"
   stop_server "$server"
   if [ "$server" = oidc-provider ]; then
     cp "$WORK/oidc-provider-server.log" "$RAW/oidc-provider-server.log"
@@ -143,7 +171,8 @@ for server in sqlite postgres oidc-provider; do
     server_log_problems "$server" "$WORK/$server-server.log"
     # Every issued token must have its audit row (requests in flight when wrk stopped are audited
     # but not counted, so there may be more rows, never fewer).
-    issued=$(( $(field "$RAW/$server-warmup.result" ok) + $(field "$RAW/$server-token.result" ok) + 1 ))
+    issued=$(( $(field "$RAW/$server-warmup.result" ok) + 1 ))
+    for round in $(seq 1 "$ROUNDS"); do issued=$(( issued + $(field "$RAW/$server-token-$round.result" ok) )); done
     audited=$(audit_count "$server" "$DATABASE")
     if [ "$audited" = "?" ]; then
       echo "$server: sqlite3 not installed; audit rows not counted" >&2
@@ -155,6 +184,7 @@ for server in sqlite postgres oidc-provider; do
     [ "$server" != postgres ] || pg_drop
   fi
 done
+LIVE_PIDS=()
 
 # valid NAME ENDPOINT: that run had only 200s and no socket error.
 valid() {
@@ -167,41 +197,68 @@ non200() {
   if valid "$1" "$2"; then echo 0; else echo "**$(field "$r" non200) ($(field "$r" statuses)); socket errors $errors**"; fi
 }
 rps() { if valid "$1" "$2"; then field "$RAW/$1-$2.result" rps; else echo "**INVALID** ($(field "$RAW/$1-$2.result" rps))"; fi; }
-PEER_RPS=$(field "$RAW/oidc-provider-token.result" rps)
+# valid_rounds NAME: every token round of NAME was valid.
+valid_rounds() { local r; for r in $(seq 1 "$ROUNDS"); do valid "$1" "token-$r" || return 1; done; }
+# median_round NAME: the round whose tokens/s is NAME's median.
+median_round() {
+  local r
+  for r in $(seq 1 "$ROUNDS"); do echo "$(field "$RAW/$1-token-$r.result" rps) $r"; done \
+    | sort -n | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2) { print $2 }'
+}
+# ratio NAME: the median over rounds of NAME's tokens/s ÷ the peer's in the same round.
 ratio() {
-  if valid "$1" token && valid oidc-provider token; then
-    awk -v a="$(field "$RAW/$1-token.result" rps)" -v b="$PEER_RPS" 'BEGIN { printf "%.2f", a / b }'
+  local r
+  if valid_rounds "$1" && valid_rounds oidc-provider; then
+    for r in $(seq 1 "$ROUNDS"); do
+      awk -v a="$(field "$RAW/$1-token-$r.result" rps)" -v b="$(field "$RAW/oidc-provider-token-$r.result" rps)" 'BEGIN { printf "%.2f\n", a / b }'
+    done | sort -n | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)'
   else
     echo "**INVALID**"
   fi
 }
+# per_round NAME: each round's tokens/s and p99, in round order.
+per_round() {
+  local r out=()
+  for r in $(seq 1 "$ROUNDS"); do
+    out+=("$(printf '%.0f' "$(field "$RAW/$1-token-$r.result" rps)") ($(ms "$(field "$RAW/$1-token-$r.result" p99_us)"))")
+  done
+  local IFS=/; echo "${out[*]}" | sed 's|/| / |g'
+}
+non200_rounds() {
+  local r bad=()
+  for r in $(seq 1 "$ROUNDS"); do valid "$1" "token-$r" || bad+=("round $r: $(non200 "$1" "token-$r")"); done
+  if [ ${#bad[@]} -eq 0 ]; then echo 0; else echo "${bad[*]}"; fi
+}
+# peak_hwm NAME: the highest VmHWM of NAME's rounds.
+peak_hwm() { local r; for r in $(seq 1 "$ROUNDS"); do field "$RAW/$1-token-$r.result" hwm_kib; done | sort -n | tail -1; }
 
 {
   echo "## Side by side with oidc-provider, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
-  echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per endpoint after a $WARMUP warm-up;" \
+  echo "wrk: $THREADS threads, $CONNECTIONS connections, $ROUNDS rounds of $DURATION per server after a $WARMUP warm-up;" \
     "work tree at $(git describe --always --dirty 2>/dev/null || echo unknown), mandate $BIN built $BUILT;" \
     "peer $PEER_VERSION, NODE_ENV=production, in-memory adapter;" \
     "$(nproc) CPUs ($(sed -n '/^model name/{s/^model name[[:space:]]*: //p;q}' /proc/cpuinfo))."
   echo
-  echo "| server | tokens/s | p50 | p99 | non-200 | server CPU (cores) | idle RSS | peak RSS | ÷ oidc-provider tokens/s | introspections/s | introspection p99 |"
-  echo "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| server | tokens/s | p50 | p99 | non-200 | server CPU (cores) | idle RSS | peak RSS | ÷ oidc-provider tokens/s | introspections/s | introspection p99 | tokens/s (p99) by round |"
+  echo "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
   for server in "${NAMES[@]}"; do
-    r=$RAW/$server-token.result
+    r=$RAW/$server-token-$(median_round "$server").result
     case "$server" in
       oidc-provider) label="oidc-provider (memory)"; intro="not measured¹"; intro_p99="–" ;;
       *) label="mandate ($server)"; intro=$(rps "$server" introspect); intro_p99=$(ms "$(field "$RAW/$server-introspect.result" p99_us)") ;;
     esac
-    echo "| $label | $(rps "$server" token) | $(ms "$(field "$r" p50_us)") | $(ms "$(field "$r" p99_us)") | $(non200 "$server" token) | $(field "$r" server_cpu) | $(mib "${IDLE[$server]}") | $(mib "$(field "$r" hwm_kib)") | $(ratio "$server") | $intro | $intro_p99 |"
+    echo "| $label | $(field "$r" rps) | $(ms "$(field "$r" p50_us)") | $(ms "$(field "$r" p99_us)") | $(non200_rounds "$server") | $(field "$r" server_cpu) | $(mib "${IDLE[$server]}") | $(mib "$(peak_hwm "$server")") | $(ratio "$server") | $intro | $intro_p99 | $(per_round "$server") |"
   done
   echo
   echo "Each token: an ES256 JWT (typ at+jwt, aud $RESOURCE, scope \"$SCOPE\"), checked on one token per server before load."
-  echo "Server CPU: the server process's CPU time ÷ wall time during the token run. Idle RSS: VmRSS after start-up;"
-  echo "peak RSS: VmHWM during the token run (reset before it)."
+  echo "Tokens/s, p50, p99 and server CPU are those of the server's median round; the ratio is the median over the rounds"
+  echo "of tokens/s ÷ the peer's in the same round. Server CPU: the server process's CPU time ÷ wall time during that run."
+  echo "Idle RSS: VmRSS after start-up; peak RSS: the highest VmHWM of the token runs (reset before each)."
   echo "¹ oidc-provider answers unsupported_token_type to introspection of its JWT access tokens."
   echo
   for server in sqlite postgres; do
-    r=$RAW/$server-token.result
+    r=$RAW/$server-token-$(median_round "$server").result
     ratio=$(ratio "$server")
     p99=$(field "$r" p99_us)
     verdict="not met"

@@ -6,6 +6,7 @@
 # PORT, BASE (the server under load, one at a time), PG_DB, and append to FAILURES.
 
 SERVER_PID=
+LIVE_PIDS=()  # servers a script keeps running side by side; cleanup stops them too
 PG_DB=
 FAILURES=()
 
@@ -59,10 +60,13 @@ fail() { FAILURES+=("$*"); echo "BENCH PROBLEM: $*" >&2; }
 
 # For `trap cleanup EXIT`: stops the server, drops the PostgreSQL database, removes WORK.
 cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  local pid
+  for pid in "$SERVER_PID" "${LIVE_PIDS[@]}"; do
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   if [ -n "$PG_DB" ]; then
     psql -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -d postgres -qc "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null 2>&1 || true
   fi
