@@ -19,7 +19,7 @@
 # server measured alone in a noisy minute would skew its ratio; alternating spreads the noise, and
 # the table reports each server's median round and the median of the per-round ratios. Last,
 # mandate's POST /introspect of one token (oidc-provider refuses to introspect its JWT access
-# tokens, so it has no such number).
+# tokens, so it has no such number), and, for scale, mandate's GET /jwks.json: HTTP alone.
 #
 # Any response other than 200, any socket error or timeout, or a missing audit row makes the run
 # fail (exit 1) after the table is printed. The table goes to stdout and bench/results/.
@@ -161,6 +161,10 @@ for server in sqlite postgres; do
   echo "-- $server: POST /introspect for $DURATION" >&2
   run_wrk "$server-introspect" introspect.lua /introspect "$DURATION" BENCH_TOKEN="${TOKEN_OF[$server]}" BENCH_EXPECT='"active":true'
 done
+# For scale: what HTTP alone costs here (no signature, no database), on the same server and machine.
+use_server sqlite
+echo "-- sqlite: GET /jwks.json for $DURATION (HTTP alone, for scale)" >&2
+run_wrk sqlite-jwks jwks.lua /jwks.json "$DURATION"
 
 for server in "${NAMES[@]}"; do
   use_server "$server"
@@ -256,6 +260,9 @@ peak_hwm() { local r; for r in $(seq 1 "$ROUNDS"); do field "$RAW/$1-token-$r.re
   echo "of tokens/s ÷ the peer's in the same round. Server CPU: the server process's CPU time ÷ wall time during that run."
   echo "Idle RSS: VmRSS after start-up; peak RSS: the highest VmHWM of the token runs (reset before each)."
   echo "¹ oidc-provider answers unsupported_token_type to introspection of its JWT access tokens."
+  echo
+  echo "For scale, HTTP alone: mandate (sqlite) served GET /jwks.json (no signature, no database) at $(rps sqlite jwks) requests/s," \
+    "p99 $(ms "$(field "$RAW/sqlite-jwks.result" p99_us)"), $(awk -v a="$(field "$RAW/sqlite-jwks.result" rps)" -v b="$(field "$RAW/oidc-provider-token-$(median_round oidc-provider).result" rps)" 'BEGIN { printf "%.2f", a / b }')x the peer's median tokens/s."
   echo
   for server in sqlite postgres; do
     r=$RAW/$server-token-$(median_round "$server").result
