@@ -9,6 +9,12 @@ pub type UnixTime = i64;
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> UnixTime;
+
+    /// Milliseconds since the Unix epoch, for ordering identifiers (not for claims, which are in
+    /// whole seconds). Clocks without a finer reading give `now()` × 1000.
+    fn now_millis(&self) -> u64 {
+        u64::try_from(self.now()).unwrap_or(0).saturating_mul(1000)
+    }
 }
 
 /// Wall-clock time; the only place the process reads the system clock.
@@ -18,6 +24,10 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> UnixTime {
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    }
+
+    fn now_millis(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
     }
 }
 
@@ -42,5 +52,18 @@ impl MockClock {
 impl Clock for MockClock {
     fn now(&self) -> UnixTime {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milliseconds_agree_with_seconds() {
+        let mock = MockClock::new(1_764_900_000);
+        assert_eq!(mock.now_millis(), 1_764_900_000_000, "a clock without milliseconds gives now() x 1000");
+        let (seconds, millis) = (SystemClock.now(), SystemClock.now_millis());
+        assert!(millis / 1000 >= seconds as u64 && millis / 1000 <= seconds as u64 + 1, "{seconds} s vs {millis} ms");
     }
 }

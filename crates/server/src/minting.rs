@@ -33,11 +33,10 @@ pub struct Issuance<'a> {
     pub not_after: Option<mandate_core::UnixTime>,
 }
 
-/// A fresh `jti`: 48 bits of wall-clock milliseconds, then 80 random bits (see
+/// A fresh `jti`: 48 bits of the clock's milliseconds, then 80 random bits (see
 /// [`mandate_core::random::Random::time_ordered_token`]).
 pub fn new_jti(state: &AppState) -> String {
-    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    state.rng.time_ordered_token(millis, JTI_BYTES)
+    state.rng.time_ordered_token(state.clock.now_millis(), JTI_BYTES)
 }
 
 pub fn mint_access_token(state: &AppState, issuance: &Issuance<'_>) -> Result<MintedAccessToken, OAuthError> {
