@@ -17,7 +17,8 @@
 # each, wrk drives every server's token endpoint in turn (bench/token.lua), with the server's peak
 # RSS (VmHWM) and CPU, the first server moving along each round. The machine is shared, so a
 # server measured alone in a noisy minute would skew its ratio; alternating spreads the noise, and
-# the table reports each server's median round and the median of the per-round ratios. Last,
+# the table reports each server's median round and the median of the per-round ratios (with an
+# even number of rounds, the lower of the two middle ones). Last,
 # mandate's POST /introspect of one token (oidc-provider refuses to introspect its JWT access
 # tokens, so it has no such number), and, for scale, mandate's GET /jwks.json: HTTP alone.
 #
