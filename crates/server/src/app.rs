@@ -161,6 +161,7 @@ pub fn router(state: AppState) -> Router {
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::from_fn(refuse_encoded_nul))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(CatchPanicLayer::custom(|_| Failure(OAuthError::server_error()).into_response()))
         .layer(
@@ -180,6 +181,17 @@ pub fn router(state: AppState) -> Router {
         ]))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// A percent-encoded NUL in the path or query (`%00`) never names anything, and would reach
+/// storage that cannot hold it (PostgreSQL text): refused before any handler runs.
+async fn refuse_encoded_nul(req: Request<axum::body::Body>, next: axum::middleware::Next) -> Response {
+    let uri = req.uri();
+    let has_nul = |s: &str| s.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0');
+    if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
+        return Failure(OAuthError::invalid_request("the request contains a NUL character (%00)")).into_response();
+    }
+    next.run(req).await
 }
 
 async fn not_found() -> Response {

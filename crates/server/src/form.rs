@@ -38,6 +38,13 @@ impl OAuthForm {
     fn from_pairs(encoded: &[u8]) -> Result<Self, OAuthError> {
         let mut form = Self::default();
         for (name, value) in form_urlencoded::parse(encoded) {
+            // Nothing legitimate carries NUL, and PostgreSQL cannot store it: refuse it up front.
+            if name.contains('\0') || value.contains('\0') {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {} contains a NUL character",
+                    name.replace('\0', "\\0").chars().take(64).collect::<String>()
+                )));
+            }
             if value.is_empty() {
                 continue;
             }
@@ -101,6 +108,15 @@ mod tests {
         let f = OAuthForm::parse(FORM, b"resource=a&resource=b&scope=").unwrap();
         assert_eq!(f.all("resource"), ["a", "b"]);
         assert_eq!(f.get("scope"), None, "empty values count as omitted");
+    }
+
+    #[test]
+    fn nul_is_refused_in_names_and_values() {
+        for body in [&b"grant_type=%00"[..], b"client_id=x%00", b"a%00b=1", b"scope=ok&x=%00"] {
+            let e = OAuthForm::parse(FORM, body).unwrap_err();
+            assert_eq!(e.code, mandate_core::ErrorCode::InvalidRequest, "{body:?}");
+            assert!(e.description.contains("NUL"), "{}", e.description);
+        }
     }
 
     #[test]

@@ -189,6 +189,13 @@ pub struct RawRegistration {
     /// Publishers whose software statements (RFC 7591 §2.3) are trusted: a registration carrying
     /// one gets the metadata it signs and a verified name.
     pub software_publishers: Vec<RawSoftwarePublisher>,
+    /// Grants with no person behind them (`client_credentials`, the JWT bearer grant) that clients
+    /// which describe themselves (dynamic registration, metadata documents) may use; default none.
+    pub unattended_grant_types: Vec<String>,
+    /// The resources those grants may reach; required with `unattended_grant_types`.
+    pub unattended_resources: Vec<String>,
+    /// The scopes those grants may carry; required with `unattended_grant_types`.
+    pub unattended_scopes: Vec<String>,
 }
 
 /// `[[registration.software_publishers]]`.
@@ -222,6 +229,9 @@ impl Default for RawRegistration {
             pushed: false,
             pushed_scopes: None,
             pushed_resources: None,
+            unattended_grant_types: Vec::new(),
+            unattended_resources: Vec::new(),
+            unattended_scopes: Vec::new(),
         }
     }
 }
@@ -278,6 +288,24 @@ pub struct RegistrationSettings {
     pub pushed_scopes: Option<ScopeSet>,
     /// ... on these resources (`None`: every registered resource).
     pub pushed_resources: Option<Vec<ResourceUri>>,
+    /// What self-registered and metadata-document clients may get with no person behind the
+    /// grant; nothing unless configured.
+    pub unattended: UnattendedPolicy,
+}
+
+/// `registration.unattended_*`: the grants without a person (`client_credentials`, JWT bearer)
+/// that clients nobody configured may use, and on which resources and scopes.
+#[derive(Debug, Clone, Default)]
+pub struct UnattendedPolicy {
+    pub grant_types: Vec<GrantType>,
+    pub resources: Vec<ResourceUri>,
+    pub scopes: ScopeSet,
+}
+
+impl UnattendedPolicy {
+    pub fn allows(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
 }
 
 impl RegistrationSettings {
@@ -712,6 +740,55 @@ fn check_attestation(
     Ok(AttestationSettings { attesters, require_challenge: settings.require_challenge, max_age })
 }
 
+/// `registration.unattended_*`: grants without a person for clients nobody configured, bounded by
+/// resources and scopes named explicitly (no "everything" default).
+fn check_unattended(
+    raw: &RawRegistration,
+    resources: &[mandate_core::Resource],
+) -> Result<UnattendedPolicy, ConfigError> {
+    const KEY: &str = "registration.unattended_grant_types";
+    let mut grant_types = Vec::new();
+    for g in &raw.unattended_grant_types {
+        let grant: GrantType =
+            g.parse().map_err(|e: mandate_core::client::UnknownGrantType| invalid(KEY, e.to_string()))?;
+        if !matches!(grant, GrantType::ClientCredentials | GrantType::JwtBearer) {
+            return Err(invalid(
+                KEY,
+                format!(
+                    "{g:?} is not a grant without a person; list client_credentials or urn:ietf:params:oauth:grant-type:jwt-bearer"
+                ),
+            ));
+        }
+        if !grant_types.contains(&grant) {
+            grant_types.push(grant);
+        }
+    }
+    let named_resources = crate::clients::metadata::parse_resources(&raw.unattended_resources)
+        .map_err(|e| invalid("registration.unattended_resources", e))?;
+    let mut offered = ScopeSet::default();
+    for uri in &named_resources {
+        let resource = resources.iter().find(|r| &r.uri == uri).ok_or_else(|| {
+            invalid("registration.unattended_resources", format!("{uri} is not a registered resource"))
+        })?;
+        offered = offered.union(&resource.scopes);
+    }
+    let scope_set = scopes("registration.unattended_scopes", &raw.unattended_scopes)?;
+    let unknown = scope_set.difference(&offered);
+    if !unknown.is_empty() {
+        return Err(invalid(
+            "registration.unattended_scopes",
+            format!("no resource in registration.unattended_resources offers {unknown}"),
+        ));
+    }
+    if !grant_types.is_empty() && (named_resources.is_empty() || scope_set.is_empty()) {
+        return Err(invalid(
+            KEY,
+            "name the resources and scopes these grants may reach in registration.unattended_resources and registration.unattended_scopes",
+        ));
+    }
+    Ok(UnattendedPolicy { grant_types, resources: named_resources, scopes: scope_set })
+}
+
 fn check_registration(
     raw: &RawRegistration,
     resources: &[mandate_core::Resource],
@@ -764,6 +841,7 @@ fn check_registration(
     let pushed_scopes = pushed_scopes.or_else(|| metadata_scopes.clone());
     let pushed_resources =
         resource_policy("registration.pushed_resources", &raw.pushed_resources)?.or_else(|| metadata_resources.clone());
+    let unattended = check_unattended(raw, resources)?;
     let initial_access_token = raw
         .initial_access_token_hash
         .as_deref()
@@ -797,6 +875,7 @@ fn check_registration(
         pushed: raw.pushed,
         pushed_scopes,
         pushed_resources,
+        unattended,
     })
 }
 
@@ -866,6 +945,15 @@ fn check_clients(
                 return Err(invalid(
                     key("client_id"),
                     "URL client ids are client ID metadata documents, fetched on demand; pick a plain id",
+                ));
+            }
+            if c.client_id.starts_with(crate::endpoints::register::CLIENT_ID_PREFIX) {
+                return Err(invalid(
+                    key("client_id"),
+                    format!(
+                        "ids starting with {:?} are those dynamic registration makes; pick another id",
+                        crate::endpoints::register::CLIENT_ID_PREFIX
+                    ),
                 ));
             }
             if crate::clients::pushed::is_pushed_client_id(&c.client_id) {

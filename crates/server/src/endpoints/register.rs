@@ -133,9 +133,23 @@ fn json_object(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, F
         return Err(OAuthError::invalid_request("the registration request is too large").with_status(413).into());
     }
     match serde_json::from_slice(body) {
+        Ok(Value::Object(fields)) if fields.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)) => {
+            Err(OAuthError::invalid_request("the registration request contains a NUL character").into())
+        }
         Ok(Value::Object(fields)) => Ok(fields),
         Ok(_) => Err(invalid_metadata("the request is not a JSON object of client metadata".into())),
         Err(e) => Err(invalid_metadata(format!("the request is not valid JSON ({e})"))),
+    }
+}
+
+/// Whether any key or string in `value` holds NUL (`\u0000`), which no metadata needs and
+/// PostgreSQL cannot store.
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
     }
 }
 

@@ -63,7 +63,8 @@ async fn issue(
     if !client.allows_grant(grant) {
         return Err(OAuthError::unauthorized_client(format!("this client is not allowed the {grant_type} grant")));
     }
-    let issued = handler.handle(state, client, form).await?;
+    let bounded = crate::clients::unattended::bounded(state, client, grant)?;
+    let issued = handler.handle(state, &bounded, form).await?;
 
     let mut event = AuditEvent::new(state.now(), AuditKind::TokenIssued, "ok");
     event.grant_type = Some(grant_type.to_owned());

@@ -9,6 +9,7 @@ mod code_flow;
 mod discovery;
 mod example_mcp_server;
 mod gateway;
+mod hostile_input;
 mod identity_assertion;
 mod introspection;
 mod lineage;

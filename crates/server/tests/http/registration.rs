@@ -80,8 +80,11 @@ async fn public_clients_register_once_and_complete_the_flow(backend: Backend) {
     assert_eq!(gone.status, 400, "a deleted client is unknown");
 }
 
+/// The policy of the tests that let self-registered clients act for themselves.
+const UNATTENDED: &str = "unattended_grant_types = [\"client_credentials\"]\nunattended_resources = [\"http://127.0.0.1:9090/mcp\"]\nunattended_scopes = [\"tools:read\"]";
+
 async fn confidential_clients_get_a_secret(backend: Backend) {
-    let server = server(backend, "").await;
+    let server = server(backend, UNATTENDED).await;
     let body = json!({ "client_name": "Build bot", "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_basic" });
     let res = register(&server, body.clone(), None).await;
     assert_eq!(res.status(), 201);
@@ -99,6 +102,56 @@ async fn confidential_clients_get_a_secret(backend: Backend) {
     // Confidential registrations are never merged: each gets its own client and secret.
     let other: Value = register(&server, body, None).await.json().await.unwrap();
     assert_ne!(other["client_id"], reg["client_id"]);
+}
+
+/// Issue #15 item 1: anyone can register, so a self-registered client gets no token nobody
+/// consented to unless `registration.unattended_*` allows it, and then only on what it names.
+async fn self_registered_clients_get_no_unattended_grants_unless_allowed(backend: Backend) {
+    let db = fresh_database(backend).await;
+    let start = |registration: &'static str, db| async move {
+        let config = format!("[registration]\ndynamic = true\n{registration}\n{}", delegation_config());
+        TestServer::start_on(db, Options { config, ..Options::default() }).await
+    };
+    let server = start("", db).await;
+    let body = json!({ "client_name": "Bot", "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_basic" });
+    let refused = assert_oauth_error(register(&server, body.clone(), None).await, 400, "invalid_client_metadata").await;
+    assert!(
+        refused["error_description"].as_str().unwrap().contains("registration.unattended_grant_types"),
+        "{refused}"
+    );
+    let jwt_bearer = json!({ "grant_types": ["urn:ietf:params:oauth:grant-type:jwt-bearer"], "token_endpoint_auth_method": "client_secret_basic" });
+    assert_oauth_error(register(&server, jwt_bearer, None).await, 400, "invalid_client_metadata").await;
+    let db = server.stop().await;
+
+    // Allowed: only the named resource and scopes, whatever the client would otherwise reach.
+    let server = start(UNATTENDED, db).await;
+    let reg: Value = register(&server, body, None).await.json().await.unwrap();
+    let (id, secret) =
+        (reg["client_id"].as_str().unwrap().to_owned(), reg["client_secret"].as_str().unwrap().to_owned());
+    let cc = |resource: &'static str, scope: &'static str| {
+        let (server, id, secret) = (&server, id.clone(), secret.clone());
+        async move {
+            let mut form = vec![("grant_type", "client_credentials"), ("resource", resource)];
+            if !scope.is_empty() {
+                form.push(("scope", scope));
+            }
+            server.post_form("/token", Some((&id, &secret)), &form).await
+        }
+    };
+    let ok: Value = cc(MCP, "").await.json().await.unwrap();
+    assert_eq!(ok["scope"], "tools:read", "no scope asked: the policy's, not every scope of the resource");
+    assert_oauth_error(cc(MCP, "tools:call").await, 400, "invalid_scope").await;
+    assert_oauth_error(cc(crate::common::API, "admin").await, 400, "invalid_target").await;
+    let db = server.stop().await;
+
+    // The policy withdrawn: a client registered under it gets nothing more.
+    let server = start("", db).await;
+    let body = assert_oauth_error(cc_again(&server, &id, &secret).await, 400, "unauthorized_client").await;
+    assert!(body["error_description"].as_str().unwrap().contains("nobody's consent"), "{body}");
+}
+
+async fn cc_again(server: &TestServer, id: &str, secret: &str) -> reqwest::Response {
+    server.post_form("/token", Some((id, secret)), &[("grant_type", "client_credentials"), ("resource", MCP)]).await
 }
 
 async fn bad_metadata_is_refused(backend: Backend) {
@@ -189,6 +242,7 @@ async fn registration_is_off_by_default(backend: Backend) {
 crate::on_both_backends!(
     public_clients_register_once_and_complete_the_flow,
     confidential_clients_get_a_secret,
+    self_registered_clients_get_no_unattended_grants_unless_allowed,
     bad_metadata_is_refused,
     initial_access_token_and_throttling,
     registration_is_off_by_default,

@@ -10,7 +10,10 @@ use crate::common::{Backend, MCP, Options, TestServer, assert_oauth_error, fresh
 const PUBLISHER: &str = "https://publisher.example";
 
 async fn server(backend: Backend, registration: &str) -> TestServer {
-    let config = format!("[registration]\ndynamic = true\n{registration}\n{}", delegation_config());
+    let config = format!(
+        "[registration]\ndynamic = true\nunattended_grant_types = [\"client_credentials\"]\nunattended_resources = [\"http://127.0.0.1:9090/mcp\"]\nunattended_scopes = [\"tools:read\"]\n{registration}\n{}",
+        delegation_config()
+    );
     TestServer::start_on(fresh_database(backend).await, Options { config, ..Options::default() }).await
 }
 
