@@ -393,6 +393,20 @@ impl ConsentStore for PgStore {
             .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    async fn forget_client_authorizations(&self, client_id: &str) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut gone = 0;
+        for statement in [
+            "DELETE FROM consents WHERE client_id = $1",
+            "DELETE FROM authorization_requests WHERE client_id = $1",
+            "DELETE FROM authorization_codes WHERE client_id = $1 AND used_at IS NULL",
+        ] {
+            gone += sqlx::query(statement).bind(client_id).execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(gone)
+    }
 }
 
 #[async_trait]

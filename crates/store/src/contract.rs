@@ -26,6 +26,7 @@ macro_rules! contract_tests {
             authorization_request_is_taken_once, expired_authorization_request_is_gone, code_is_redeemed_once,
             racing_redemptions_have_one_winner, refresh_token_rotates_once, revoking_a_grant_revokes_its_tokens,
             withdrawing_consent_revokes_the_pairs_grants, consents_are_replaced_listed_and_deleted,
+            forgetting_a_clients_authorizations_spares_other_clients_and_used_codes,
             sessions_expire, purge_drops_only_expired_delegation_rows, private_key_jwt_clients_round_trip,
             jti_is_recorded_once, expired_jti_is_recorded_again, racing_jti_records_have_one_winner,
             purge_drops_expired_jtis, registered_clients_round_trip, registration_never_takes_over_a_client,
@@ -501,6 +502,28 @@ pub async fn consents_are_replaced_listed_and_deleted(store: &dyn Store) {
     assert_eq!(store.list_consents("alice").await.unwrap(), vec![one, zed]);
     assert_eq!(store.list_consents("bob").await.unwrap().len(), 1);
     assert!(store.list_consents("carol").await.unwrap().is_empty());
+}
+
+pub async fn forgetting_a_clients_authorizations_spares_other_clients_and_used_codes(store: &dyn Store) {
+    let mcp = "https://mcp.example/mcp";
+    store.put_consent(&consent("alice", "desktop-app", mcp, "tools:read", 10)).await.unwrap();
+    store.put_consent(&consent("alice", "other", mcp, "tools:read", 10)).await.unwrap();
+    store.put_authorization_request(&authorization_request("waiting", 1_000)).await.unwrap();
+    store.put_grant(&grant("g1", "alice", "desktop-app")).await.unwrap();
+    store.put_code(&code("fresh", "g1", 1_000)).await.unwrap();
+    store.put_code(&code("redeemed", "g1", 1_000)).await.unwrap();
+    assert!(matches!(store.redeem_code("redeemed", 110).await.unwrap(), CodeRedemption::Redeemed(_)));
+
+    assert_eq!(store.forget_client_authorizations("desktop-app").await.unwrap(), 3);
+    assert_eq!(store.get_consent("alice", "desktop-app", mcp).await.unwrap(), None);
+    assert!(store.get_consent("alice", "other", mcp).await.unwrap().is_some(), "another client's consent stays");
+    assert_eq!(store.get_authorization_request("waiting", 100).await.unwrap(), None);
+    assert_eq!(store.redeem_code("fresh", 120).await.unwrap(), CodeRedemption::Unknown);
+    assert!(
+        matches!(store.redeem_code("redeemed", 120).await.unwrap(), CodeRedemption::AlreadyUsed(_)),
+        "a used code stays, so its reuse is still detected"
+    );
+    assert_eq!(store.forget_client_authorizations("desktop-app").await.unwrap(), 0);
 }
 
 pub async fn sessions_expire(store: &dyn Store) {

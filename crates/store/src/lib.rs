@@ -114,6 +114,10 @@ pub trait ConsentStore: Send + Sync {
     async fn put_consent(&self, consent: &Consent) -> StoreResult<()>;
     async fn list_consents(&self, username: &str) -> StoreResult<Vec<Consent>>;
     async fn delete_consent(&self, username: &str, client_id: &str, resources: &str) -> StoreResult<bool>;
+    /// The client's redirect URIs changed: every remembered consent, waiting authorization request
+    /// and unredeemed code of the client goes, in one transaction, so nothing decided for the old
+    /// redirect URIs reaches the new ones. Returns how many rows went.
+    async fn forget_client_authorizations(&self, client_id: &str) -> StoreResult<u64>;
 }
 
 #[async_trait]

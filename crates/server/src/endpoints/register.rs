@@ -3,6 +3,12 @@
 //! throttled per address; a public client registering the same metadata again gets the same
 //! client, so clients that register on every connect do not fill the table; unused
 //! registrations expire.
+//!
+//! A public registration may be shared by anyone who sends the same metadata, so nobody gets
+//! management rights over it (no registration access token): otherwise the first registrant could
+//! change the redirect URIs of everyone's client (issue #15 item 4). A public client changes its
+//! metadata by registering again. Whenever a managed client's redirect URIs change, its remembered
+//! consents, waiting requests and unredeemed codes are dropped.
 
 use std::net::SocketAddr;
 
@@ -88,6 +94,7 @@ pub async fn register(
         let body = response_body(&state, &existing.client_id, existing.created_at, &normalised, None, None);
         return Ok(json_response(StatusCode::CREATED, body));
     }
+    // A shared (public) registration is managed by nobody: its token is made and thrown away.
 
     let secret = client.token_endpoint_auth_method.needs_secret().then(|| {
         let (secret, digest) = generate_client_secret(state.rng.as_ref());
@@ -111,7 +118,8 @@ pub async fn register(
     event.detail = Some(audit_detail(&client, publisher.as_deref(), peer));
     record_issuance(state.store.as_ref(), &event).await?;
     tracing::info!(%client_id, method = %client.token_endpoint_auth_method, publisher = ?publisher, "client registered");
-    let body = response_body(&state, &client_id, now, &normalised, secret.as_deref(), Some(&access_token));
+    let management = registration.metadata_hash.is_none().then_some(access_token.as_str());
+    let body = response_body(&state, &client_id, now, &normalised, secret.as_deref(), management);
     Ok(json_response(StatusCode::CREATED, body))
 }
 
@@ -232,9 +240,17 @@ fn response_body(
 async fn authorized(state: &AppState, headers: &HeaderMap, client_id: &str) -> Result<Registration, Failure> {
     let presented = bearer(headers).ok_or_else(|| invalid_token("the registration access token is required"))?;
     let registration = state.store.get_registration(client_id).await.map_err(store_error)?;
-    registration
+    let registration = registration
         .filter(|r| SecretDigest::parse(&r.access_token_hash).is_ok_and(|d| d.verify(presented)))
-        .ok_or_else(|| invalid_token("the registration access token is not valid for this client"))
+        .ok_or_else(|| invalid_token("the registration access token is not valid for this client"))?;
+    if registration.metadata_hash.is_some() {
+        // Registered before shared registrations lost their tokens: the holder may not be the
+        // only one using this client.
+        return Err(invalid_token(
+            "this public registration is shared by every client that registered the same metadata and cannot be managed; register new metadata instead",
+        ));
+    }
+    Ok(registration)
 }
 
 /// RFC 7592 §2.1: read the current registration: the metadata as registered or last updated.
@@ -317,7 +333,8 @@ pub async fn update(
     }
     let now = state.now();
     let updated = Registration {
-        metadata_hash: public_metadata_hash(&client, &normalised),
+        // A managed client is its holder's alone: never shared, whatever its method becomes.
+        metadata_hash: None,
         metadata: Some(serde_json::to_string(&normalised).unwrap_or_default()),
         software_publisher: publisher.clone(),
         ..registration
@@ -326,6 +343,11 @@ pub async fn update(
     state.lookups.forget_client(&client.client_id).await;
     if !changed {
         return Err(invalid_token("the registration access token is not valid for this client"));
+    }
+    if client.redirect_uris != current.redirect_uris {
+        // Nothing a person decided for the old redirect URIs may reach the new ones.
+        let dropped = state.store.forget_client_authorizations(&client_id).await.map_err(store_error)?;
+        tracing::info!(%client_id, dropped, "redirect URIs changed: remembered consents, waiting requests and codes dropped");
     }
     let mut event = AuditEvent::new(now, AuditKind::ClientUpdated, "ok");
     event.client_id = Some(client_id.clone());
