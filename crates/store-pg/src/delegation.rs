@@ -52,6 +52,37 @@ impl RateCounterStore for PgStore {
         sqlx::query("DELETE FROM rate_events WHERE throttle_key = $1").bind(key).execute(&self.pool).await?;
         Ok(())
     }
+
+    async fn take_event(&self, key: &str, now: UnixTime, window: i64, limit: u32) -> StoreResult<bool> {
+        // The key's advisory lock, held until commit, serialises takers of this key on every
+        // instance: a count read under it stays true until the insert is committed.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key).execute(&mut *tx).await?;
+        let done = sqlx::query(
+            "INSERT INTO rate_events (throttle_key, occurred_at)
+             SELECT $1, $2 WHERE (SELECT COUNT(*) FROM rate_events WHERE throttle_key = $1 AND occurred_at > $3) < $4",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(now.saturating_sub(window))
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn return_event(&self, key: &str, at: UnixTime) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM rate_events WHERE ctid IN
+             (SELECT ctid FROM rate_events WHERE throttle_key = $1 AND occurred_at = $2 LIMIT 1)",
+        )
+        .bind(key)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -50,6 +50,35 @@ impl RateCounterStore for SqliteStore {
         sqlx::query("DELETE FROM rate_events WHERE throttle_key = ?").bind(key).execute(&self.pool).await?;
         Ok(())
     }
+
+    async fn take_event(&self, key: &str, now: UnixTime, window: i64, limit: u32) -> StoreResult<bool> {
+        // One statement: a write statement takes SQLite's write lock before it reads, so no other
+        // connection (or process on the same file) can insert between the count and the insert.
+        let done = sqlx::query(
+            "INSERT INTO rate_events (throttle_key, occurred_at)
+             SELECT ?, ? WHERE (SELECT COUNT(*) FROM rate_events WHERE throttle_key = ? AND occurred_at > ?) < ?",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(key)
+        .bind(now.saturating_sub(window))
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn return_event(&self, key: &str, at: UnixTime) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM rate_events WHERE rowid IN
+             (SELECT rowid FROM rate_events WHERE throttle_key = ? AND occurred_at = ? LIMIT 1)",
+        )
+        .bind(key)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }
 
 #[async_trait]

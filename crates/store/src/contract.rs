@@ -23,6 +23,7 @@ macro_rules! contract_tests {
             resources_round_trip, users_round_trip, first_key_is_inserted_once, rotation_retires_and_publishes_until,
             revocations_are_idempotent_and_purged, audit_appends_in_order_and_finds_by_jti, ping_answers,
             public_client_redirects_round_trip, users_are_listed_by_name, rate_events_count_within_window,
+            events_are_taken_up_to_the_limit, racing_event_takes_never_pass_the_limit,
             authorization_request_is_taken_once, expired_authorization_request_is_gone, code_is_redeemed_once,
             racing_redemptions_have_one_winner, refresh_token_rotates_once, revoking_a_grant_revokes_its_tokens,
             withdrawing_consent_revokes_the_pairs_grants, consents_are_replaced_listed_and_deleted,
@@ -241,6 +242,34 @@ pub async fn rate_events_count_within_window(store: &dyn Store) {
     store.clear_events("user:alice").await.unwrap();
     assert_eq!(store.recent_events("user:alice", 181, 3600).await.unwrap(), 0);
     assert_eq!(store.recent_events("ip:192.0.2.1", 121, 60).await.unwrap(), 1, "clearing one key keeps the others");
+}
+
+pub async fn events_are_taken_up_to_the_limit(store: &dyn Store) {
+    for at in [100, 110, 120] {
+        assert!(store.take_event("user:alice", at, 60, 3).await.unwrap());
+    }
+    assert!(!store.take_event("user:alice", 130, 60, 3).await.unwrap(), "a fourth within the window");
+    assert_eq!(store.recent_events("user:alice", 130, 60).await.unwrap(), 3, "a refused take counts nothing");
+    assert!(store.take_event("user:bob", 130, 60, 3).await.unwrap(), "keys are counted apart");
+    store.return_event("user:alice", 110).await.unwrap();
+    assert_eq!(store.recent_events("user:alice", 130, 60).await.unwrap(), 2, "one given back");
+    assert!(store.take_event("user:alice", 130, 60, 3).await.unwrap());
+    assert!(store.take_event("user:alice", 161, 60, 3).await.unwrap(), "the event at 100 left the window");
+}
+
+pub async fn racing_event_takes_never_pass_the_limit(store: &dyn Store) {
+    racing_event_takes_across_instances(store, store).await;
+}
+
+/// 60 takes at once, half through each instance, with room for 20: exactly 20 succeed.
+pub async fn racing_event_takes_across_instances(a: &dyn Store, b: &dyn Store) {
+    let takes = (0..60).map(|i| {
+        let store = if i % 2 == 0 { a } else { b };
+        async move { store.take_event("ip:192.0.2.7", 1000, 900, 20).await.unwrap() }
+    });
+    let taken = futures_util::future::join_all(takes).await.into_iter().filter(|t| *t).count();
+    assert_eq!(taken, 20);
+    assert_eq!(a.recent_events("ip:192.0.2.7", 1000, 900).await.unwrap(), 20);
 }
 
 fn authorization_request(handle_hash: &str, expires_at: i64) -> AuthorizationRequest {

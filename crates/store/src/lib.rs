@@ -56,6 +56,14 @@ pub trait RateCounterStore: Send + Sync {
     async fn recent_events(&self, key: &str, now: UnixTime, window: i64) -> StoreResult<u32>;
     /// Forgets the events of `key` (a successful sign-in clears its account's failures).
     async fn clear_events(&self, key: &str) -> StoreResult<()>;
+    /// Counts an event only while fewer than `limit` are within the last `window` seconds, as one
+    /// atomic step across every instance: of racing callers with room for k more, exactly k get
+    /// `true`. Taken before the work it limits (a password check, a registration), so a burst of
+    /// concurrent requests cannot all slip past a check made before any of them was counted.
+    async fn take_event(&self, key: &str, now: UnixTime, window: i64, limit: u32) -> StoreResult<bool>;
+    /// Gives back one event of `key` counted at `at` (an attempt that turned out not to count,
+    /// such as a sign-in with the right password).
+    async fn return_event(&self, key: &str, at: UnixTime) -> StoreResult<()>;
 }
 
 #[async_trait]

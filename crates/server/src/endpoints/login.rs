@@ -81,9 +81,18 @@ async fn sign_in(
     let now = state.now();
     let user_key = format!("user:{username}");
     let ip_key = format!("ip:{}", peer.ip());
-    let user_failures = state.store.recent_events(&user_key, now, window).await.map_err(store_error)?;
-    let ip_failures = state.store.recent_events(&ip_key, now, window).await.map_err(store_error)?;
-    if user_failures >= login.max_failures_per_account || ip_failures >= login.max_failures_per_address {
+    // Every attempt is counted before the password is checked, in one atomic step per key, so a
+    // burst of concurrent guesses cannot all be checked against a count none of them is in yet.
+    // An attempt that succeeds is given back.
+    let store = &state.store;
+    let account_ok =
+        store.take_event(&user_key, now, window, login.max_failures_per_account).await.map_err(store_error)?;
+    let address_ok = account_ok
+        && store.take_event(&ip_key, now, window, login.max_failures_per_address).await.map_err(store_error)?;
+    if account_ok && !address_ok {
+        store.return_event(&user_key, now).await.map_err(store_error)?;
+    }
+    if !address_ok {
         let minutes = (window + 59) / 60;
         let message =
             format!("Too many failed sign-ins. Try again in {minutes} minute{}.", if minutes == 1 { "" } else { "s" });
@@ -110,8 +119,6 @@ async fn sign_in(
     .unwrap_or(false);
     let user = user.filter(|u| verified && !u.disabled);
     let Some(user) = user else {
-        state.store.record_event(&user_key, now, window).await.map_err(store_error)?;
-        state.store.record_event(&ip_key, now, window).await.map_err(store_error)?;
         audit_failure(state, &username, "invalid_credentials").await;
         tracing::info!(username = %username, peer = %peer.ip(), "sign-in failed");
         return Ok(render(
@@ -125,6 +132,7 @@ async fn sign_in(
         ));
     };
     state.store.clear_events(&user_key).await.map_err(store_error)?;
+    state.store.return_event(&ip_key, now).await.map_err(store_error)?;
     let (signed_in, cookie) = session::start(state, &user.username).await?;
     let mut event = AuditEvent::new(now, AuditKind::SignedIn, "ok");
     event.subject = Some(user.username.clone());

@@ -66,8 +66,14 @@ pub async fn register(
     }
     let now = state.now();
     let throttle_key = format!("register:{}", peer.ip());
-    let recent = state.store.recent_events(&throttle_key, now, WINDOW_SECONDS).await.map_err(store_error)?;
-    if recent >= policy.max_registrations_per_address {
+    // Counted before the work, in one atomic step: concurrent registrations cannot all pass a
+    // count none of them is in yet.
+    let taken = state
+        .store
+        .take_event(&throttle_key, now, WINDOW_SECONDS, policy.max_registrations_per_address)
+        .await
+        .map_err(store_error)?;
+    if !taken {
         return Err(Failure(
             OAuthError::temporarily_unavailable("too many registrations from this address; try again later")
                 .with_status(429),
@@ -79,7 +85,6 @@ pub async fn register(
     }
     let publisher = apply_software_statement(&state, &mut fields)?;
     let metadata = client_metadata(fields)?;
-    state.store.record_event(&throttle_key, now, WINDOW_SECONDS).await.map_err(store_error)?;
 
     let client_id = format!("{CLIENT_ID_PREFIX}{}", state.rng.token(16));
     let (mut client, normalised) =

@@ -24,5 +24,6 @@ mod registration;
 mod registration_management;
 mod resource_server;
 mod rmcp_client;
+mod throttles;
 mod token;
 mod token_exchange;
