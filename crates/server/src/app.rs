@@ -160,6 +160,7 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::client_address::attach))
         .with_state(state)
         .layer(axum::middleware::from_fn(refuse_encoded_nul))
         .layer(axum::middleware::from_fn(metrics::track))
@@ -169,7 +170,7 @@ pub fn router(state: AppState) -> Router {
                 // The path only: a query string could carry a secret.
                 .make_span_with(|req: &Request<_>| {
                     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                    tracing::info_span!("request", method = %req.method(), path = ?req.uri().path(), request_id = ?id, client = tracing::field::Empty)
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )

@@ -31,6 +31,7 @@ pub struct RawConfig {
     pub database: String,
     /// `text` (default) or `json` log lines.
     pub log_format: String,
+    pub server: RawServer,
     pub tokens: RawTokens,
     pub keys: RawKeys,
     pub login: RawLogin,
@@ -51,6 +52,14 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     /// How long audit and lineage rows are kept.
     pub audit: RawAudit,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    /// Reverse proxies (CIDR ranges) whose `Forwarded` / `X-Forwarded-For` headers name the
+    /// client; empty: those headers are ignored and the connection's peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -448,6 +457,8 @@ pub struct Settings {
     pub admin_clients: BTreeSet<String>,
     /// `[audit] retention`: `None` keeps audit and lineage rows forever.
     pub audit_retention: Option<Duration>,
+    /// `[server] trusted_proxies`: whose forwarding headers name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Non-fatal remarks to log at start (e.g. short secrets).
     pub warnings: Vec<String>,
 }
@@ -665,6 +676,18 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
         scope_descriptions.insert(resource.uri.to_string(), raw_resource.scope_descriptions.clone());
     }
 
+    let trusted_proxies = raw
+        .server
+        .trusted_proxies
+        .iter()
+        .map(|n| {
+            // A bare address is a one-address range.
+            n.parse::<ipnet::IpNet>().or_else(|_| n.parse::<IpAddr>().map(ipnet::IpNet::from)).map_err(|_| {
+                invalid("server.trusted_proxies", format!("{n:?} is not an address or CIDR range like \"10.0.0.0/8\""))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
     Ok(Settings {
         issuer,
         listen,
@@ -688,6 +711,7 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
         custody,
         admin_clients,
         audit_retention,
+        trusted_proxies,
         warnings,
     })
 }

@@ -10,12 +10,12 @@
 //! metadata by registering again. Whenever a managed client's redirect URIs change, its remembered
 //! consents, waiting requests and unredeemed codes are dropped.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
-use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use mandate_core::secret::generate_client_secret;
 use mandate_core::software_statement::{StatementRejected, verify_software_statement};
 use mandate_core::{AuditEvent, AuditKind, Client, ErrorCode, OAuthError, SecretDigest, TokenEndpointAuthMethod};
@@ -23,6 +23,7 @@ use mandate_store::Registration;
 use serde_json::{Map, Value, json};
 
 use crate::audit::record_issuance;
+use crate::client_address::ClientAddress;
 use crate::clients::document::{ClientMetadata, MetadataError, MetadataErrorCode, Origin};
 use crate::error::{Failure, store_error};
 use crate::state::AppState;
@@ -53,7 +54,7 @@ fn invalid_token(description: &str) -> Failure {
 
 pub async fn register(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddress(from)): Extension<ClientAddress>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, Failure> {
@@ -65,7 +66,7 @@ pub async fn register(
         }
     }
     let now = state.now();
-    let throttle_key = format!("register:{}", peer.ip());
+    let throttle_key = format!("register:{from}");
     // Counted before the work, in one atomic step: concurrent registrations cannot all pass a
     // count none of them is in yet.
     let taken = state
@@ -120,7 +121,7 @@ pub async fn register(
     crate::clients::logo::prefetch(&state, &client);
     let mut event = AuditEvent::new(now, AuditKind::ClientRegistered, "ok");
     event.client_id = Some(client_id.clone());
-    event.detail = Some(audit_detail(&client, publisher.as_deref(), peer));
+    event.detail = Some(audit_detail(&client, publisher.as_deref(), from));
     record_issuance(state.store.as_ref(), &event).await?;
     tracing::info!(%client_id, method = %client.token_endpoint_auth_method, publisher = ?publisher, "client registered");
     let management = registration.metadata_hash.is_none().then_some(access_token.as_str());
@@ -128,9 +129,9 @@ pub async fn register(
     Ok(json_response(StatusCode::CREATED, body))
 }
 
-fn audit_detail(client: &Client, publisher: Option<&str>, peer: SocketAddr) -> String {
+fn audit_detail(client: &Client, publisher: Option<&str>, from: IpAddr) -> String {
     let vouched = publisher.map(|p| format!(", statement by {p}")).unwrap_or_default();
-    format!("{} from {}{vouched}", client.token_endpoint_auth_method, peer.ip())
+    format!("{} from {from}{vouched}", client.token_endpoint_auth_method)
 }
 
 /// The request body as a JSON object (RFC 7591 §3.1: `application/json`, bounded in size).
@@ -285,7 +286,7 @@ pub async fn read(
 /// gets a new secret, returned once.
 pub async fn update(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddress(from)): Extension<ClientAddress>,
     headers: HeaderMap,
     Path(client_id): Path<String>,
     body: axum::body::Bytes,
@@ -356,7 +357,7 @@ pub async fn update(
     }
     let mut event = AuditEvent::new(now, AuditKind::ClientUpdated, "ok");
     event.client_id = Some(client_id.clone());
-    event.detail = Some(audit_detail(&client, publisher.as_deref(), peer));
+    event.detail = Some(audit_detail(&client, publisher.as_deref(), from));
     record_issuance(state.store.as_ref(), &event).await?;
     tracing::info!(%client_id, method = %client.token_endpoint_auth_method, "registered client updated itself");
     let body = response_body(&state, &client_id, updated.created_at, &normalised, new_secret.as_deref(), None);
