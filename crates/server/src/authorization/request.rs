@@ -72,10 +72,14 @@ pub async fn check(
         None => return Err(Refusal::Page(OAuthError::invalid_request("parameter redirect_uri is required"))),
     };
     let client_state = form.get("state").map(str::to_owned);
-    let back = |error: OAuthError| Refusal::Redirect {
-        redirect_uri: redirect_uri.clone(),
-        state: client_state.clone(),
-        error,
+    // RFC 9700 §4.11.2: anyone can register a redirect URI, so sending a self-registered client's
+    // errors there before the person has seen anything would make this server an open redirector.
+    let self_described = crate::clients::unattended::is_self_described(&client.client_id);
+    let back = |error: OAuthError| {
+        if self_described {
+            return Refusal::Page(error);
+        }
+        Refusal::Redirect { redirect_uri: redirect_uri.clone(), state: client_state.clone(), error }
     };
     if client_state.as_ref().is_some_and(|s| s.len() > MAX_STATE) {
         return Err(Refusal::Page(OAuthError::invalid_request(format!("state is longer than {MAX_STATE} characters"))));

@@ -234,7 +234,35 @@ async fn registration_is_off_by_default(backend: Backend) {
     assert_eq!(register(&server, native_app(), None).await.status(), 404);
 }
 
+/// Issue #15 item 9 (RFC 9700 §4.11.2): a bad authorization request of a self-registered client is
+/// answered on a page, not by a redirect to the URI anyone could register; a configured client's
+/// goes back to its redirect URI as RFC 6749 §4.1.2.1 says.
+async fn errors_of_self_registered_clients_are_not_redirected(backend: Backend) {
+    let server = server(backend, "").await;
+    let evil = "https://attacker.example/cb";
+    let reg: Value = register(
+        &server,
+        json!({ "client_name": "Not evil", "token_endpoint_auth_method": "none", "redirect_uris": [evil] }),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = reg["client_id"].as_str().unwrap();
+    let mut b = Browser::new();
+    for bad in [[("response_type", "token")], [("scope", "no-such-scope")], [("code_challenge_method", "plain")]] {
+        let seen = b.get(&authorize_url(&server, id, evil, &bad)).await;
+        assert_eq!(seen.status, 400, "{bad:?}: {:?}", seen.location);
+        assert!(seen.location.is_none(), "{bad:?}: no redirect to {:?}", seen.location);
+    }
+    let seen = b.get(&authorize_url(&server, "web-agent", WEB_REDIRECT, &[("response_type", "token")])).await;
+    assert!(seen.redirects_to(WEB_REDIRECT), "{:?}", seen.location);
+    assert_eq!(seen.param("error").as_deref(), Some("unsupported_response_type"));
+}
+
 crate::on_both_backends!(
+    errors_of_self_registered_clients_are_not_redirected,
     public_clients_register_once_and_complete_the_flow,
     confidential_clients_get_a_secret,
     self_registered_clients_get_no_unattended_grants_unless_allowed,
