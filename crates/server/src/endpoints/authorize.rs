@@ -50,7 +50,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, form: OAuthForm) -> Re
         Ok(request) => request,
         Err(Refusal::Page(e)) => return error_page(&e),
         Err(Refusal::Redirect { redirect_uri, state: client_state, error }) => {
-            tracing::info!(client_id = %client.client_id, error = error.code.as_str(), description = %error.description, "authorization request refused");
+            tracing::info!(client_id = %client.client_id, error = error.code.as_str(), description = ?error.description, "authorization request refused");
             return response::error(state, &redirect_uri, &error, client_state.as_deref());
         }
     };
