@@ -31,7 +31,7 @@ pub async fn resolve(state: &AppState, url: &str) -> Result<Client, OAuthError> 
     }
     let fetched = state.metadata_fetcher.get_cached(url, mandate_fetch::Accept::json()).await.map_err(|e| {
         tracing::info!(client_id = ?url, error = ?e.to_string(), "client ID metadata document fetch failed");
-        refused(e)
+        refused(e.public_message())
     })?;
     let doc: ClientMetadata =
         serde_json::from_slice(&fetched.body).map_err(|e| refused(format!("it is not valid ({e})")))?;

@@ -235,7 +235,34 @@ async fn logos_are_shown_from_our_origin(backend: Backend) {
     assert_eq!(unknown.status(), 404, "logos only of clients with a pending request");
 }
 
+/// Issue #15 item 11: a URL naming a host that resolves only to private addresses and one naming a
+/// host that does not resolve get the same answer, so client ids cannot probe internal DNS.
+async fn fetch_errors_do_not_map_the_internal_network(backend: Backend) {
+    let server = server(backend, "").await;
+    let mut descriptions = Vec::new();
+    for host in ["localhost", "no-such-host.invalid"] {
+        let client_id = format!("https://{host}/agent");
+        let res = server
+            .post_form(
+                "/token",
+                None,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("client_id", &client_id),
+                    ("code", "x"),
+                    ("code_verifier", VERIFIER),
+                ],
+            )
+            .await;
+        let body = assert_oauth_error(res, 401, "invalid_client").await;
+        descriptions.push(body["error_description"].as_str().unwrap().replace(host, "HOST"));
+    }
+    assert_eq!(descriptions[0], descriptions[1]);
+    assert!(descriptions[0].contains("HOST could not be reached"), "{}", descriptions[0]);
+}
+
 crate::on_both_backends!(
+    fetch_errors_do_not_map_the_internal_network,
     logos_are_shown_from_our_origin,
     a_url_client_completes_the_code_flow,
     every_failure_mode_is_refused,

@@ -129,9 +129,13 @@ async fn inline_keys_authenticate_and_forgeries_fail(backend: Backend) {
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"], "invalid_client", "{what}: {body}");
     }
-    // Claiming to be a secret-based client with an assertion.
+    // Claiming to be a secret-based client with an assertion: the same answer as for a client
+    // that does not exist, so assertions cannot probe which clients use which method (item 11).
     let res = token(&server, &assertion(&es, "build-agent", &issuer, json!({})), &[]).await;
-    assert_oauth_error(res, 401, "invalid_client").await;
+    let secret_based = assert_oauth_error(res, 401, "invalid_client").await;
+    let res = token(&server, &assertion(&es, "no-such-client", &issuer, json!({})), &[]).await;
+    let unknown = assert_oauth_error(res, 401, "invalid_client").await;
+    assert_eq!(secret_based["error_description"], unknown["error_description"]);
     // Malformed requests.
     let good = assertion(&es, "key-agent", &issuer, json!({}));
     let res = server
