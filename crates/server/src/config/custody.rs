@@ -278,3 +278,50 @@ pub fn check_custody(
         chaining_targets,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::from_toml;
+    use super::SubjectNamespace;
+
+    const AGENT: &str =
+        "[[clients]]\nclient_id = \"agent\"\nclient_secret = \"agent-secret-0123456789abcdefghijklmnopq\"\n";
+    const JWKS: &str = r#"{ keys = [{ kty = "EC", crv = "P-256", x = "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", y = "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM" }] }"#;
+
+    fn issuer(extra: &str) -> String {
+        format!("{AGENT}[[trusted_issuers]]\nissuer = \"https://idp.example\"\njwks = {JWKS}\n{extra}\n")
+    }
+
+    #[test]
+    fn trusted_issuer_namespaces_and_bounds_name_the_offending_key() {
+        for (extra, key) in [
+            ("subjects = \"shared\"", "trusted_issuers[0].subjects"),
+            ("subjects = \"mapped\"", "trusted_issuers[0].subject_map"),
+            ("subject_map = { \"x\" = \"\" }", "trusted_issuers[0].subject_map"),
+            ("client_ids = { \"theirs\" = \"ghost\" }", "trusted_issuers[0].client_ids"),
+            ("max_lifetime = \"1s\"", "trusted_issuers[0].max_lifetime"),
+            ("max_lifetime = \"30d\"", "trusted_issuers[0].max_lifetime"),
+            ("max_lifetime = \"soon\"", "trusted_issuers[0].max_lifetime"),
+        ] {
+            let e = from_toml(&issuer(extra)).unwrap_err().to_string();
+            assert!(e.starts_with(key), "{extra}: {e}");
+        }
+        let defaults = from_toml(&issuer("")).unwrap();
+        let t = defaults.custody.trusted_issuer("https://idp.example").unwrap();
+        assert_eq!(
+            (t.subjects, t.max_lifetime, t.untyped_grants, t.accept_access_tokens),
+            (SubjectNamespace::Qualified, 300, false, false)
+        );
+        let set = from_toml(&issuer(
+            "subjects = \"mapped\"\nsubject_map = { \"00u1\" = \"alice\" }\nclient_ids = { \"theirs\" = \"agent\" }\n\
+             max_lifetime = \"1h\"\nuntyped_grants = true\naccept_access_tokens = true",
+        ))
+        .unwrap();
+        let t = set.custody.trusted_issuer("https://idp.example").unwrap();
+        assert_eq!(
+            (t.subjects, t.max_lifetime, t.local_client("theirs"), t.local_client("agent")),
+            (SubjectNamespace::Mapped, 3600, Some("agent"), None)
+        );
+        assert!(t.untyped_grants && t.accept_access_tokens);
+    }
+}

@@ -503,7 +503,22 @@ async fn an_actor_token_held_for_a_person_cannot_make_them_the_actor(backend: Ba
     assert_eq!(c["act"], json!({ "sub": "mcp-b", "act": { "sub": "agent-a" } }));
 }
 
+/// A disabled person's tokens are not exchanged (as their grants stop at the next refresh).
+async fn a_disabled_persons_token_is_not_exchanged(backend: Backend) {
+    let server = start(backend).await;
+    let t0 = alices_token(&server).await;
+    let store = &server.state().store;
+    let mut alice = store.get_user("alice").await.unwrap().unwrap();
+    alice.disabled = true;
+    store.put_user(&alice, server.state().now()).await.unwrap();
+    let res =
+        exchange(&server, "agent-a", &[("subject_token", &t0), ("subject_token_type", AT), ("resource", B)]).await;
+    let body = assert_oauth_error(res, 400, "invalid_request").await;
+    assert!(body["error_description"].as_str().unwrap().contains("disabled"), "{body}");
+}
+
 crate::on_both_backends!(
+    a_disabled_persons_token_is_not_exchanged,
     may_act_in_a_trusted_subject_token_decides_who_may_act,
     a_partner_token_is_exchanged_once_and_only_as_a_grant_for_this_server,
     an_actor_token_held_for_a_person_cannot_make_them_the_actor,
