@@ -38,6 +38,10 @@ impl GrantHandler for JwtBearer {
         let refused = |e: String| OAuthError::invalid_grant(format!("the assertion is not acceptable: {e}"));
         let jwt = trusted::verify(state, assertion, Use::Assertion).await.map_err(refused)?;
         let g = &jwt.grant;
+        // draft-ietf-oauth-identity-assertion-authz-grant §3: iat is required in an ID-JAG.
+        if jwt.profile == Profile::IdJag && jwt.claims.get("iat").and_then(serde_json::Value::as_i64).is_none() {
+            return Err(OAuthError::invalid_grant("the identity assertion has no iat"));
+        }
         match g.client_id.as_deref() {
             Some(id) if id == client.client_id => {}
             Some(id) => {

@@ -6,13 +6,16 @@
 //!
 //! Who may exchange a subject token: the client it was issued to, the client that is the resource
 //! server it was issued for (`[[resources]] client_id`), or an actor its `may_act` names; and never
-//! a token that is revoked, or derives from one that is. The authenticated client is always the
-//! current (outermost) actor; an actor token only proves it, and must be its own token about
-//! itself. A trusted issuer's JWT passes the checks of the jwt-bearer grant (`trusted.rs`),
-//! its `jti` is used up by the exchange, its `resource` claim bounds the target, and its client
-//! ids and `may_act` name clients here only through the issuer's `client_ids` mapping. The new token's audience is a registered
-//! resource the client may use, its scope a subset of the subject token's, its lifetime within
-//! the subject's and the actor's, and its chain no deeper than `token_exchange.max_delegation_depth`.
+//! a token that is revoked, or derives from one that is, or is a disabled person's. The new
+//! token's audience is a registered resource the client may use, its scope a subset of the
+//! subject token's, its lifetime within the subject's and the actor's, and its chain no deeper
+//! than `token_exchange.max_delegation_depth`.
+//!
+//! The authenticated client is always the current (outermost) actor; an actor token only proves
+//! it, and must be the client's own token about itself. A trusted issuer's JWT passes the checks
+//! of the jwt-bearer grant (`trusted.rs`): its `jti` is used up by the exchange, its `resource`
+//! claim bounds the target, and its client ids and `may_act` name clients here only through the
+//! issuer's `client_ids` mapping.
 
 use async_trait::async_trait;
 use mandate_core::{Actor, OAuthError, ResourceUri, ScopeSet};

@@ -517,6 +517,10 @@ async fn assertions_are_bounded_and_typed(backend: Backend) {
     no_client.as_object_mut().unwrap().remove("client_id");
     refused(redeem(&y, &partner.sign(Some("JWT"), &no_client)).await, "client_id").await;
     refused(redeem(&y, &partner.sign(Some("oauth-id-jag+jwt"), &no_client)).await, "client_id").await;
+    // An ID-JAG must carry iat.
+    let mut no_iat = partner.grant(&y.issuer, "agent-a-at-y", "alice", "no-iat");
+    no_iat.as_object_mut().unwrap().remove("iat");
+    refused(redeem(&y, &partner.sign(Some("oauth-id-jag+jwt"), &no_iat)).await, "iat").await;
     // The same JWT with typ JWT is fine.
     ok_json(redeem(&y, &partner.sign(Some("JWT"), &plain)).await).await;
 
