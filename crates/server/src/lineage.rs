@@ -49,12 +49,7 @@ pub struct GrantView {
 }
 
 fn actors(record: &TokenRecord) -> Vec<String> {
-    record
-        .act
-        .as_deref()
-        .and_then(|a| serde_json::from_str::<Actor>(a).ok())
-        .map(|a| a.chain().into_iter().map(str::to_owned).collect())
-        .unwrap_or_default()
+    record.act.as_deref().and_then(|a| serde_json::from_str::<Actor>(a).ok()).map(|a| a.chain()).unwrap_or_default()
 }
 
 /// The lineage of `jti`: up to the first token of its chain, then down through everything

@@ -150,7 +150,15 @@ pub async fn issue(
         None
     };
     let id_token = if source.scope.contains(oidc::OPENID) {
-        Some(mint_id_token(state, &user, &client.client, grant, &source.scope, source.nonce, &minted.token)?)
+        let id_token = mint_id_token(state, &user, &client.client, grant, &source.scope, source.nonce, &minted.token)?;
+        // Remembered (by digest) with its grant: revoking the grant stops it being exchanged.
+        let expires_at = now + state.settings.id_token_ttl.as_secs() as i64;
+        state
+            .store
+            .record_access_token(&super::presented::id_token_record(&id_token), &grant.grant_id, expires_at)
+            .await
+            .map_err(store_error)?;
+        Some(id_token)
     } else {
         None
     };

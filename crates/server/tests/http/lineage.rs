@@ -219,7 +219,60 @@ async fn the_person_sees_the_graph_and_can_pull_the_kill_switch(backend: Backend
     assert!(after.body.contains("class=\"revoked\"") && !after.body.contains("revoke-subtree"), "{}", after.body);
 }
 
+/// Issue 15, item 20: a partner's subject and actors are told apart from this server's people and
+/// clients in the lineage (and in the token, where a resource sees them).
+async fn a_partners_people_and_actors_are_told_apart_in_the_lineage(backend: Backend) {
+    use crate::identity_assertion::{PARTNER, Partner};
+    let partner = Partner::new(PARTNER);
+    let jwt_bearer = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+    let redeemer = format!(
+        "\n[[clients]]\nclient_id = \"redeemer\"\nclient_secret = \"{SECRET}\"\ngrant_types = [\"{jwt_bearer}\"]\nscopes = [\"data:read\"]\n"
+    );
+    let config = format!("{}{redeemer}{}", config(), partner.trusted(""));
+    let server = TestServer::start_on(fresh_database(backend).await, Options { config, ..Options::default() }).await;
+    let now = mandate_core::Clock::now(&mandate_core::SystemClock);
+    let claims = serde_json::json!({
+        "iss": PARTNER, "sub": "alice", "aud": server.issuer, "client_id": "redeemer", "jti": "g-1",
+        "iat": now, "exp": now + 120, "resource": B, "act": { "sub": "agent-a" },
+    });
+    let assertion = partner.sign(Some("JWT"), &claims);
+    let form = [("grant_type", jwt_bearer), ("assertion", assertion.as_str()), ("resource", B)];
+    let res = server.post_form("/token", Some(("redeemer", SECRET)), &form).await;
+    assert_eq!(res.status(), 200);
+    let issued: Value = res.json().await.unwrap();
+    let at = issued["access_token"].as_str().unwrap();
+    let partners_alice = format!("{PARTNER}#alice");
+
+    let tree: Value = server
+        .http
+        .get(server.url(&format!("/admin/lineage/{}", jti(at))))
+        .basic_auth("ops", Some(SECRET))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(tree["grant"].is_null(), "no grant of a person here: {tree}");
+    assert_eq!(tree["root"]["subject"], partners_alice.as_str());
+    assert_eq!(tree["root"]["actors"], serde_json::json!(["redeemer", format!("{PARTNER}#agent-a")]), "{tree}");
+
+    // alice's own tokens do not include it; the partner's alice has her own.
+    let list = |subject: String| {
+        let url = server.url(&format!(
+            "/admin/tokens?subject={}",
+            form_urlencoded::byte_serialize(subject.as_bytes()).collect::<String>()
+        ));
+        server.http.get(url).basic_auth("ops", Some(SECRET)).send()
+    };
+    let alices: Value = list("alice".into()).await.unwrap().json().await.unwrap();
+    assert!(alices["tokens"].as_array().unwrap().iter().all(|t| t["jti"] != jti(at).as_str()), "{alices}");
+    let theirs: Value = list(partners_alice).await.unwrap().json().await.unwrap();
+    assert_eq!(theirs["tokens"][0]["jti"], jti(at).as_str(), "{theirs}");
+}
+
 crate::on_both_backends!(
     the_admin_api_shows_the_tree_and_revokes_a_subtree_everywhere,
-    the_person_sees_the_graph_and_can_pull_the_kill_switch
+    the_person_sees_the_graph_and_can_pull_the_kill_switch,
+    a_partners_people_and_actors_are_told_apart_in_the_lineage
 );
