@@ -236,16 +236,17 @@ impl GrantStore for SqliteStore {
     /// even after it expired (until purged), so a late replay still revokes what it issued
     /// (RFC 6749 §4.1.2, RFC 9700 §4.5). An unused code that expired, or whose grant was revoked,
     /// is `Unknown`: the caller answers `invalid_grant` either way.
-    async fn redeem_code(&self, code_hash: &str, now: UnixTime) -> StoreResult<CodeRedemption> {
+    async fn redeem_code(&self, code_hash: &str, client_id: &str, now: UnixTime) -> StoreResult<CodeRedemption> {
         let redeemed = sqlx::query_as::<_, AuthorizationCodeRow>(
             "UPDATE authorization_codes SET used_at = ?
-             WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?
+             WHERE code_hash = ? AND client_id = ? AND used_at IS NULL AND expires_at > ?
                AND grant_id IN (SELECT grant_id FROM grants WHERE revoked_at IS NULL)
              RETURNING code_hash, grant_id, client_id, redirect_uri, code_challenge, nonce, created_at, expires_at,
                        used_at",
         )
         .bind(now)
         .bind(code_hash)
+        .bind(client_id)
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
@@ -254,9 +255,10 @@ impl GrantStore for SqliteStore {
         }
         let seen = sqlx::query_as::<_, AuthorizationCodeRow>(
             "SELECT code_hash, grant_id, client_id, redirect_uri, code_challenge, nonce, created_at, expires_at, used_at
-             FROM authorization_codes WHERE code_hash = ?",
+             FROM authorization_codes WHERE code_hash = ? AND client_id = ?",
         )
         .bind(code_hash)
+        .bind(client_id)
         .fetch_optional(&self.pool)
         .await?;
         Ok(match seen {

@@ -386,18 +386,28 @@ pub async fn code_is_redeemed_once(store: &dyn Store) {
     let c = code("c1", "g1", 160);
     store.put_code(&c).await.unwrap();
     let used = AuthorizationCode { used_at: Some(110), ..c };
-    assert_eq!(store.redeem_code("c1", 110).await.unwrap(), CodeRedemption::Redeemed(used.clone()));
-    assert_eq!(store.redeem_code("c1", 120).await.unwrap(), CodeRedemption::AlreadyUsed(used.clone()));
+    assert_eq!(store.redeem_code("c1", "other-app", 110).await.unwrap(), CodeRedemption::Unknown, "not its client");
+    assert_eq!(store.redeem_code("c1", "desktop-app", 110).await.unwrap(), CodeRedemption::Redeemed(used.clone()));
     assert_eq!(
-        store.redeem_code("c1", 500).await.unwrap(),
+        store.redeem_code("c1", "other-app", 120).await.unwrap(),
+        CodeRedemption::Unknown,
+        "another client's reuse is not a reuse of this code"
+    );
+    assert_eq!(store.redeem_code("c1", "desktop-app", 120).await.unwrap(), CodeRedemption::AlreadyUsed(used.clone()));
+    assert_eq!(
+        store.redeem_code("c1", "desktop-app", 500).await.unwrap(),
         CodeRedemption::AlreadyUsed(used),
         "a replay after expiry is still reported, so what the code issued can be revoked"
     );
-    assert_eq!(store.redeem_code("unknown", 110).await.unwrap(), CodeRedemption::Unknown);
+    assert_eq!(store.redeem_code("unknown", "desktop-app", 110).await.unwrap(), CodeRedemption::Unknown);
 
     store.put_code(&code("c2", "g1", 160)).await.unwrap();
-    assert_eq!(store.redeem_code("c2", 160).await.unwrap(), CodeRedemption::Unknown, "expired at 160");
-    assert_eq!(store.redeem_code("c2", 161).await.unwrap(), CodeRedemption::Unknown, "an expired code stays unused");
+    assert_eq!(store.redeem_code("c2", "desktop-app", 160).await.unwrap(), CodeRedemption::Unknown, "expired at 160");
+    assert_eq!(
+        store.redeem_code("c2", "desktop-app", 161).await.unwrap(),
+        CodeRedemption::Unknown,
+        "an expired code stays unused"
+    );
 }
 
 pub async fn racing_redemptions_have_one_winner(store: &dyn Store) {
@@ -411,7 +421,8 @@ pub async fn racing_redemptions_across_instances(a: &dyn Store, b: &dyn Store) {
     for i in 0..16 {
         let hash = format!("code-{i}");
         a.put_code(&code(&hash, "g1", 1000)).await.unwrap();
-        let (first, second) = tokio::join!(a.redeem_code(&hash, 110), b.redeem_code(&hash, 110));
+        let (first, second) =
+            tokio::join!(a.redeem_code(&hash, "desktop-app", 110), b.redeem_code(&hash, "desktop-app", 110));
         let outcomes = [first.unwrap(), second.unwrap()];
         let redeemed = outcomes.iter().filter(|o| matches!(o, CodeRedemption::Redeemed(_))).count();
         let replayed = outcomes.iter().filter(|o| matches!(o, CodeRedemption::AlreadyUsed(_))).count();
@@ -475,7 +486,7 @@ pub async fn revoking_a_grant_revokes_its_tokens(store: &dyn Store) {
 
     assert_eq!(store.use_refresh_token("r1", 310).await.unwrap(), RefreshUse::Unknown);
     assert_eq!(store.use_refresh_token("r1-used", 310).await.unwrap(), RefreshUse::Unknown);
-    assert_eq!(store.redeem_code("c1", 310).await.unwrap(), CodeRedemption::Unknown);
+    assert_eq!(store.redeem_code("c1", "desktop-app", 310).await.unwrap(), CodeRedemption::Unknown);
     assert!(store.is_access_token_revoked("jti-1").await.unwrap());
     assert!(!store.is_access_token_revoked("jti-2").await.unwrap(), "another grant's token");
     assert!(!store.is_access_token_revoked("jti-unknown").await.unwrap());
@@ -541,15 +552,15 @@ pub async fn forgetting_a_clients_authorizations_spares_other_clients_and_used_c
     store.put_grant(&grant("g1", "alice", "desktop-app")).await.unwrap();
     store.put_code(&code("fresh", "g1", 1_000)).await.unwrap();
     store.put_code(&code("redeemed", "g1", 1_000)).await.unwrap();
-    assert!(matches!(store.redeem_code("redeemed", 110).await.unwrap(), CodeRedemption::Redeemed(_)));
+    assert!(matches!(store.redeem_code("redeemed", "desktop-app", 110).await.unwrap(), CodeRedemption::Redeemed(_)));
 
     assert_eq!(store.forget_client_authorizations("desktop-app").await.unwrap(), 3);
     assert_eq!(store.get_consent("alice", "desktop-app", mcp).await.unwrap(), None);
     assert!(store.get_consent("alice", "other", mcp).await.unwrap().is_some(), "another client's consent stays");
     assert_eq!(store.get_authorization_request("waiting", 100).await.unwrap(), None);
-    assert_eq!(store.redeem_code("fresh", 120).await.unwrap(), CodeRedemption::Unknown);
+    assert_eq!(store.redeem_code("fresh", "desktop-app", 120).await.unwrap(), CodeRedemption::Unknown);
     assert!(
-        matches!(store.redeem_code("redeemed", 120).await.unwrap(), CodeRedemption::AlreadyUsed(_)),
+        matches!(store.redeem_code("redeemed", "desktop-app", 120).await.unwrap(), CodeRedemption::AlreadyUsed(_)),
         "a used code stays, so its reuse is still detected"
     );
     assert_eq!(store.forget_client_authorizations("desktop-app").await.unwrap(), 0);
@@ -597,7 +608,7 @@ pub async fn purge_drops_only_expired_delegation_rows(store: &dyn Store) {
     assert_eq!(store.get_session("s-old", 1).await.unwrap(), None);
     assert!(store.get_session("s-new", 1).await.unwrap().is_some());
     assert_eq!(store.recent_events("user:alice", now, 200_000).await.unwrap(), 1);
-    assert!(matches!(store.redeem_code("c-new", now).await.unwrap(), CodeRedemption::Redeemed(_)));
+    assert!(matches!(store.redeem_code("c-new", "desktop-app", now).await.unwrap(), CodeRedemption::Redeemed(_)));
     assert!(store.get_grant("g1").await.unwrap().is_some(), "grants outlive their tokens");
     store.revoke_grant("g1", now).await.unwrap();
     assert!(!store.is_access_token_revoked("jti-old").await.unwrap(), "its record was purged");

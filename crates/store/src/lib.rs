@@ -94,8 +94,10 @@ pub trait GrantStore: Send + Sync {
     async fn revoke_grants_of(&self, username: &str, client_id: &str, now: UnixTime) -> StoreResult<u64>;
 
     async fn put_code(&self, code: &AuthorizationCode) -> StoreResult<()>;
-    /// Consumes the code in one atomic statement (`UPDATE … WHERE used_at IS NULL`).
-    async fn redeem_code(&self, code_hash: &str, now: UnixTime) -> StoreResult<CodeRedemption>;
+    /// Consumes the code in one atomic statement (`UPDATE … WHERE used_at IS NULL`), only for the
+    /// client it was issued to: for any other client the code is `Unknown` and stays as it was, so
+    /// a wrong client can neither use it up nor trigger the revocation of a reused code.
+    async fn redeem_code(&self, code_hash: &str, client_id: &str, now: UnixTime) -> StoreResult<CodeRedemption>;
 
     async fn put_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
     /// Marks the token used in one atomic statement; reports whether this call did.

@@ -76,16 +76,19 @@ async fn redeem_pushed(
         )
     };
     let handle = request_uri.strip_prefix(REQUEST_URI_PREFIX).ok_or_else(unusable)?;
-    let mut request = state
-        .store
-        .take_authorization_request(&flow::digest(handle), state.now())
-        .await
-        .map_err(store_error)?
-        .filter(|r| r.pushed)
-        .ok_or_else(unusable)?;
-    if request.client_id != client.client_id {
+    let key = flow::digest(handle);
+    // Whose it is is checked before it is used up: another client's attempt leaves it in place.
+    let theirs = state.store.get_authorization_request(&key, state.now()).await.map_err(store_error)?;
+    if !theirs.is_some_and(|r| r.pushed && r.client_id == client.client_id) {
         return Err(unusable());
     }
+    let mut request = state
+        .store
+        .take_authorization_request(&key, state.now())
+        .await
+        .map_err(store_error)?
+        .filter(|r| r.pushed && r.client_id == client.client_id)
+        .ok_or_else(unusable)?;
     request.pushed = false;
     Ok(request)
 }

@@ -138,8 +138,22 @@ async fn code_misuse_is_refused(backend: Backend) {
         .await;
     assert_oauth_error(res, 400, "invalid_request").await;
 
-    // Another client presents alice's code.
+    // Another client presents alice's code, twice: refused, and neither uses it up nor counts as
+    // a reuse that would revoke alice's grant (issue #15 item 13).
     let code = authorize_as_alice(&server, &mut browser, "desktop-agent", NATIVE_REDIRECT, &[]).await;
+    for _ in 0..2 {
+        let res = server
+            .post_form(
+                "/token",
+                Some(("web-agent", WEB_SECRET)),
+                &[("grant_type", "authorization_code"), ("code", &code), ("code_verifier", VERIFIER)],
+            )
+            .await;
+        assert_oauth_error(res, 400, "invalid_grant").await;
+    }
+    let res = redeem(&server, "desktop-agent", &code, NATIVE_REDIRECT).await;
+    assert_eq!(res.status(), 200, "the right client still redeems it");
+    let issued: Value = res.json().await.unwrap();
     let res = server
         .post_form(
             "/token",
@@ -148,6 +162,8 @@ async fn code_misuse_is_refused(backend: Backend) {
         )
         .await;
     assert_oauth_error(res, 400, "invalid_grant").await;
+    let access = issued["access_token"].as_str().unwrap();
+    assert_eq!(server.introspect(access).await["active"], true, "another client's try is not a reuse");
 
     // A different redirect_uri at the token endpoint.
     let code = authorize_as_alice(&server, &mut browser, "web-agent", WEB_REDIRECT, &[]).await;
