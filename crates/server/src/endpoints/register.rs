@@ -177,7 +177,8 @@ fn client_metadata(fields: Map<String, Value>) -> Result<ClientMetadata, Failure
 }
 
 /// RFC 7591 §2.3: a software statement from a configured publisher is verified and its claims
-/// replace the same fields sent in plain JSON. Returns the publisher's name.
+/// replace the same fields sent in plain JSON. Returns the publisher's name when it vouches for
+/// the client's redirect URIs too.
 fn apply_software_statement(state: &AppState, fields: &mut Map<String, Value>) -> Result<Option<String>, Failure> {
     let policy = &state.settings.registration;
     let statement_error = |code, message: String| metadata_error(MetadataError { code, message });
@@ -203,8 +204,16 @@ fn apply_software_statement(state: &AppState, fields: &mut Map<String, Value>) -
         };
         statement_error(code, e.to_string())
     })?;
+    // The publisher vouches for where codes go only if it signed the redirect URIs: a statement
+    // without them could be replayed by anyone with their own (issue #15 item 14), so its
+    // metadata applies but no verified badge is earned.
+    let binds_redirects = verified.metadata.contains_key("redirect_uris");
     let publisher = verified.publisher.name.clone();
     fields.extend(verified.metadata);
+    if !binds_redirects && fields.get("redirect_uris").is_some_and(|r| r.as_array().is_some_and(|a| !a.is_empty())) {
+        tracing::info!(publisher = ?publisher, "software statement without redirect_uris: the client's name is not shown as verified");
+        return Ok(None);
+    }
     Ok(Some(publisher))
 }
 

@@ -253,7 +253,8 @@ async fn a_signed_statement_gives_a_verified_name(backend: Backend) {
         .sign(
             "JWT",
             &json!({ "iss": PUBLISHER, "iat": now, "exp": now + 3600, "client_name": "Signed Agent",
-                              "software_id": "signed-agent", "token_endpoint_auth_method": "none" }),
+                              "software_id": "signed-agent", "token_endpoint_auth_method": "none",
+                              "redirect_uris": [NATIVE_REDIRECT] }),
         )
         .unwrap();
     let body = json!({ "client_name": "Totally Official Agent", "application_type": "native",
@@ -267,6 +268,27 @@ async fn a_signed_statement_gives_a_verified_name(backend: Backend) {
     let page = consent_page(&server, reg["client_id"].as_str().unwrap()).await;
     assert!(page.contains("id=\"verified-publisher\"") && page.contains("Example Publisher"), "{page}");
     assert!(page.contains("Signed Agent") && !page.contains("Totally Official"));
+
+    // Issue #15 item 14: a statement that does not sign the redirect URIs can be replayed by anyone
+    // with their own, so it earns no badge (its metadata still applies).
+    let unbound = publisher
+        .sign(
+            "JWT",
+            &json!({ "iss": PUBLISHER, "iat": now, "exp": now + 3600, "client_name": "Signed Agent",
+                     "software_id": "signed-agent", "token_endpoint_auth_method": "none" }),
+        )
+        .unwrap();
+    let replayed: Value = register(
+        &server,
+        &json!({ "application_type": "native", "redirect_uris": [NATIVE_REDIRECT], "software_statement": unbound }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(replayed["client_name"], "Signed Agent");
+    let page = consent_page(&server, replayed["client_id"].as_str().unwrap()).await;
+    assert!(page.contains("id=\"unverified-name\"") && !page.contains("id=\"verified-publisher\""), "{page}");
 
     // Without a statement the name is the client's own claim, and the page says so.
     let plain: Value = register(
