@@ -182,6 +182,10 @@ async fn check_resources(
     form: &OAuthForm,
 ) -> Result<Vec<mandate_core::Resource>, OAuthError> {
     let raw = form.all("resource");
+    if raw.is_empty() && asks_only_for_identity(form) {
+        // OpenID Connect sign-in: no resource, so the access token is only for UserInfo.
+        return Ok(Vec::new());
+    }
     if raw.is_empty() {
         return Err(OAuthError::invalid_target(
             "the resource parameter is required (RFC 8707): name the protected resource (MCP server) to authorize",
@@ -205,6 +209,14 @@ async fn check_resources(
     }
     resources.sort_by(|a, b| a.uri.as_str().cmp(b.uri.as_str()));
     Ok(resources)
+}
+
+/// A plain OpenID Connect sign-in ("Sign in with mandate", the enterprise SSO step before an
+/// ID-JAG): `openid` and only OpenID Connect scopes, so RFC 8707's `resource` is not needed.
+fn asks_only_for_identity(form: &OAuthForm) -> bool {
+    let Some(Ok(requested)) = form.get("scope").map(ScopeSet::parse) else { return false };
+    let identity = ScopeSet::from_tokens(oidc::SCOPES).unwrap_or_default();
+    requested.contains(oidc::OPENID) && requested.difference(&identity).is_empty()
 }
 
 /// What the client may ask for on these resources: its scopes that the resources offer, and the

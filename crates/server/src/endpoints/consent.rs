@@ -43,7 +43,7 @@ async fn show(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Res
     let client = crate::clients::of_request(state, &request).await?.ok_or_else(flow::expired)?;
     let pushed = crate::clients::pushed::is_pushed_client_id(&client.client_id);
     let mut resources = Vec::new();
-    for uri in request.resources.split(' ') {
+    for uri in request.resources.split(' ').filter(|r| !r.is_empty()) {
         let parsed = ResourceUri::parse(uri).map_err(|_| flow::expired())?;
         let name = state.store.get_resource(&parsed).await.map_err(store_error)?.map_or(uri.to_owned(), |r| r.name);
         resources.push(ResourceView { name, uri: uri.to_owned() });
