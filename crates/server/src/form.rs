@@ -119,6 +119,32 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Arbitrary bodies never panic; anything carrying NUL is refused; otherwise every
+        /// single-valued parameter reads back as sent.
+        #[test]
+        fn any_body_parses_or_is_refused_and_values_round_trip(
+            junk in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            values in proptest::collection::btree_map("[a-z_]{1,12}", "\\PC{1,40}", 0..6),
+        ) {
+            let _ = OAuthForm::parse(FORM, &junk);
+            let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&values).finish();
+            let parsed = OAuthForm::parse(FORM, encoded.as_bytes());
+            if values.values().any(|v| v.contains('\0')) {
+                proptest::prop_assert!(parsed.is_err());
+            } else {
+                let form = parsed.unwrap();
+                for (name, value) in &values {
+                    if REPEATABLE.contains(&name.as_str()) {
+                        proptest::prop_assert_eq!(form.all(name), std::slice::from_ref(value));
+                    } else {
+                        proptest::prop_assert_eq!(form.get(name), Some(value.as_str()));
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn other_content_types_are_refused() {
         assert!(OAuthForm::parse(Some("application/json"), b"{}").is_err());
