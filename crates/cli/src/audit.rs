@@ -14,6 +14,8 @@ pub enum AuditCommand {
     /// Print the lineage of a token (by its jti): the person's grant, then every token exchanged
     /// from it, with clients, audiences, scopes and acting agents.
     Lineage {
+        /// A token's jti (it may start with '-').
+        #[arg(allow_hyphen_values = true)]
         jti: String,
         /// JSON instead of the tree.
         #[arg(long)]
@@ -28,7 +30,8 @@ pub enum AuditCommand {
     /// token and everything exchanged from it, but not its grant: the client can still refresh.
     #[command(group = clap::ArgGroup::new("target").required(true).args(["id", "user"]))]
     Revoke {
-        /// A grant id (also as grant:ID), or a token's jti.
+        /// A grant id (also as grant:ID), or a token's jti (either may start with '-').
+        #[arg(allow_hyphen_values = true)]
         id: Option<String>,
         /// Revoke every grant this person gave the client named by --client.
         #[arg(long, requires = "client", conflicts_with = "id", value_name = "USERNAME")]

@@ -388,10 +388,12 @@ async fn an_operator_cuts_off_an_agent_by_revoking_its_grant(backend: Backend) {
     assert!(printed.contains("nothing to revoke"), "{printed}");
 
     // Misspelt names and unknown ids fail instead of reading as "already gone".
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["audit", "revoke", "--user", "alicia", "--client", "desktop-agent"], "no user named \"alicia\""),
         (&["audit", "revoke", "--user", "alice", "--client", "desktop-agnet"], "no client with id \"desktop-agnet\""),
         (&["audit", "revoke", "no-such-id"], "no token with jti no-such-id and no grant with id no-such-id"),
+        // Ids are base64url: one may start with '-' and is still an id, not a flag.
+        (&["audit", "revoke", "-no-such-id"], "no token with jti -no-such-id"),
         (&["audit", "revoke", "grant:no-such-id"], "no grant with id"),
     ];
     for (args, needle) in cases {
