@@ -140,6 +140,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/tokens", get(admin::tokens))
         .route("/admin/lineage/{jti}", get(admin::lineage))
         .route("/admin/lineage/{jti}/revoke", post(admin::revoke))
+        .route("/admin/grants/revoke", post(admin::revoke_grants))
         .route("/jwks.json", get(jwks::handle))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

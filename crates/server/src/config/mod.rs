@@ -479,6 +479,10 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_DATABASE: &str = "sqlite://mandate-data/mandate.db";
 
 /// Reads the file (if any) and the `MANDATE_*` environment, then checks the result.
+///
+/// `MANDATE_CONFIG` (the file's path), `MANDATE_AGENT_*` and `MANDATE_GATEWAY_*` belong to other
+/// commands of the binary and are skipped, so one environment can hold every command's settings;
+/// any other `MANDATE_*` variable must name a key, so a misspelt one still stops the start.
 pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
     if let Some(path) = path {
@@ -487,7 +491,17 @@ pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
         }
         figment = figment.merge(Toml::file_exact(path));
     }
-    figment = figment.merge(Env::prefixed("MANDATE_").split("__"));
+    let known: BTreeSet<String> = match serde_json::to_value(RawConfig::default()) {
+        Ok(serde_json::Value::Object(keys)) => keys.into_iter().map(|(k, _)| k).collect(),
+        _ => BTreeSet::new(),
+    };
+    let env = Env::prefixed("MANDATE_").filter(move |key| {
+        let key = key.as_str().to_ascii_lowercase();
+        let top = key.split("__").next().unwrap_or_default();
+        let elsewhere = top == "config" || top.starts_with("agent_") || top.starts_with("gateway_");
+        known.contains(top) || !elsewhere
+    });
+    figment = figment.merge(env.split("__"));
     let raw: RawConfig = figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
     check(raw)
 }
