@@ -396,12 +396,18 @@ impl DatabaseUrl {
     pub fn redacted(&self) -> String {
         match self {
             Self::Sqlite(u) => u.clone(),
+            // Neither the password nor a query, which may carry `password=` too.
             Self::Postgres(u) => match url::Url::parse(u) {
-                Ok(mut parsed) if parsed.password().is_some() => {
-                    let _ = parsed.set_password(Some("***"));
+                Ok(mut parsed) => {
+                    if parsed.password().is_some() {
+                        let _ = parsed.set_password(Some("***"));
+                    }
+                    if parsed.query().is_some() {
+                        parsed.set_query(Some("***"));
+                    }
                     parsed.to_string()
                 }
-                _ => u.clone(),
+                Err(_) => "postgres://(unparsable URL, not shown)".into(),
             },
         }
     }
@@ -1236,6 +1242,16 @@ fn check_users(raw: &[RawUser]) -> Result<Vec<SeedUser>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacted_database_urls_show_no_password() {
+        let url = DatabaseUrl::Postgres(
+            "postgres://mandate:hunter2@db.internal/mandate?password=hunter3&sslmode=require".into(),
+        );
+        let shown = url.redacted();
+        assert!(!shown.contains("hunter2") && !shown.contains("hunter3"), "{shown}");
+        assert!(shown.starts_with("postgres://mandate:***@db.internal/mandate"), "{shown}");
+    }
 
     fn err(text: &str) -> String {
         from_toml(text).unwrap_err().to_string()
