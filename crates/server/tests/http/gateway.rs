@@ -466,8 +466,10 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A refusal of the body: the status, an OAuth-style JSON error naming `why`, and a challenge.
-async fn assert_body_refused(res: reqwest::Response, status: u16, why: &str) {
+/// A refusal of the body: first of all nothing reached the upstream; then the status, an
+/// OAuth-style JSON error naming `why`, and a challenge.
+async fn assert_body_refused(upstream: &Upstream, res: reqwest::Response, status: u16, why: &str) {
+    assert!(upstream.seen().is_empty(), "{why}: forwarded to the upstream: {:?}", upstream.seen());
     assert_eq!(res.status(), status, "{why}");
     let challenge = header(res.headers(), "www-authenticate").unwrap_or_default().to_owned();
     assert!(challenge.contains("error=\"invalid_request\""), "{why}: {challenge}");
@@ -493,13 +495,13 @@ async fn a_body_in_another_encoding_is_refused_not_forwarded() {
     // upstream reads each of these as that tools/call, sent with the gateway's credential.
     assert_eq!(post(CALL_ECHO.into()).send().await.unwrap().status(), 403);
     let bom = [b"\xEF\xBB\xBF", CALL_ECHO.as_bytes()].concat();
-    assert_body_refused(post(bom).send().await.unwrap(), 400, "byte order mark").await;
+    assert_body_refused(&upstream, post(bom).send().await.unwrap(), 400, "byte order mark").await;
     let utf16le: Vec<u8> = CALL_ECHO.encode_utf16().flat_map(u16::to_le_bytes).collect();
-    assert_body_refused(post(utf16le).send().await.unwrap(), 400, "not UTF-8").await;
+    assert_body_refused(&upstream, post(utf16le).send().await.unwrap(), 400, "not UTF-8").await;
     let utf16be: Vec<u8> = [vec![0xFE, 0xFF], CALL_ECHO.encode_utf16().flat_map(u16::to_be_bytes).collect()].concat();
-    assert_body_refused(post(utf16be).send().await.unwrap(), 400, "not UTF-8").await;
-    assert_body_refused(post(b"tools/call echo".to_vec()).send().await.unwrap(), 400, "not JSON").await;
-    assert_body_refused(post(Vec::new()).send().await.unwrap(), 400, "empty").await;
+    assert_body_refused(&upstream, post(utf16be).send().await.unwrap(), 400, "not UTF-8").await;
+    assert_body_refused(&upstream, post(b"tools/call echo".to_vec()).send().await.unwrap(), 400, "not JSON").await;
+    assert_body_refused(&upstream, post(Vec::new()).send().await.unwrap(), 400, "empty").await;
     assert!(upstream.seen().is_empty(), "nothing unclassified reached the upstream: {:?}", upstream.seen());
 }
 
@@ -526,7 +528,7 @@ async fn a_content_coding_or_another_charset_is_refused_not_forwarded() {
             .await
             .unwrap();
         assert_eq!(header(res.headers(), "accept-encoding"), Some("identity"), "RFC 9110 §12.5.3");
-        assert_body_refused(res, 415, "Content-Encoding").await;
+        assert_body_refused(&upstream, res, 415, "Content-Encoding").await;
     }
     // UTF-7 can hide a `"` as +ACI-: what the gateway reads as one string, the upstream reads as
     // several members.
@@ -538,7 +540,7 @@ async fn a_content_coding_or_another_charset_is_refused_not_forwarded() {
         .send()
         .await
         .unwrap();
-    assert_body_refused(res, 415, "charset").await;
+    assert_body_refused(&upstream, res, 415, "charset").await;
     assert!(upstream.seen().is_empty(), "{:?}", upstream.seen());
     let res = http
         .post(format!("{base}/mcp"))
@@ -567,7 +569,7 @@ async fn a_body_on_another_method_than_post_is_refused_not_forwarded() {
             .send()
             .await
             .unwrap();
-        assert_body_refused(res, 400, &format!("a {method} request may not carry a body")).await;
+        assert_body_refused(&upstream, res, 400, &format!("a {method} request may not carry a body")).await;
     }
     assert!(upstream.seen().is_empty(), "{:?}", upstream.seen());
     // Without a body they pass as before: the GET of an SSE stream, the DELETE ending a session.
@@ -611,7 +613,7 @@ async fn json_another_parser_reads_differently_is_refused_and_batches_are_checke
         (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["wipe"]}"#, "does not name its tool"),
     ];
     for (body, why) in cases {
-        assert_body_refused(post(body).await.unwrap(), 400, why).await;
+        assert_body_refused(&upstream, post(body).await.unwrap(), 400, why).await;
     }
     assert!(upstream.seen().is_empty(), "{:?}", upstream.seen());
 
@@ -668,6 +670,7 @@ async fn dot_segments_never_reach_the_upstream() {
         ("/mcp/..\\admin\\secrets", "separator"),
     ] {
         let (status, body) = raw_request(&base, &format!("GET {path} HTTP/1.1\r\n{auth}"), b"").await;
+        assert!(upstream.seen().is_empty(), "{path} reached the upstream as {:?}", upstream.seen()[0].uri);
         assert_eq!(status, 400, "{path}: {body}");
         assert_eq!(body["error"], "invalid_request", "{path}");
         assert!(body["error_description"].as_str().unwrap().contains(why), "{path}: {body}");
