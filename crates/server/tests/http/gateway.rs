@@ -515,9 +515,9 @@ async fn a_content_coding_or_another_charset_is_refused_not_forwarded() {
     let list = rpc("tools/list").to_string();
 
     for (encoding, body) in
-        [("gzip", gzip(CALL_ECHO.as_bytes())), ("gzip", list.clone().into_bytes()), ("br", list.clone().into_bytes())]
+        [("gzip", list.clone().into_bytes()), ("br", list.clone().into_bytes()), ("gzip", gzip(CALL_ECHO.as_bytes()))]
     {
-        // The second: plain JSON the gateway could read, but the upstream would decode first.
+        // The first two: plain JSON the gateway could read, but the upstream would decode first.
         let res = http
             .post(format!("{base}/mcp"))
             .bearer_auth(&read_only)
@@ -527,8 +527,9 @@ async fn a_content_coding_or_another_charset_is_refused_not_forwarded() {
             .send()
             .await
             .unwrap();
-        assert_eq!(header(res.headers(), "accept-encoding"), Some("identity"), "RFC 9110 §12.5.3");
+        let accept_encoding = header(res.headers(), "accept-encoding").map(str::to_owned);
         assert_body_refused(&upstream, res, 415, "Content-Encoding").await;
+        assert_eq!(accept_encoding.as_deref(), Some("identity"), "RFC 9110 §12.5.3");
     }
     // UTF-7 can hide a `"` as +ACI-: what the gateway reads as one string, the upstream reads as
     // several members.
@@ -659,12 +660,12 @@ async fn dot_segments_never_reach_the_upstream() {
 
     // With upstream http://host/v1/mcp, these reached /v1/admin/secrets and /admin/secrets.
     for (path, why) in [
+        ("/mcp/..;/admin/secrets", "dot segment"),
+        ("/mcp/%252e%252e/admin/secrets", "dot segment"),
         ("/mcp/../admin/secrets", "dot segment"),
         ("/mcp/%2e%2e/%2e%2e/admin/secrets", "dot segment"),
         ("/mcp/%2E./admin/secrets", "dot segment"),
         ("/mcp/./../admin/secrets", "dot segment"),
-        ("/mcp/..;/admin/secrets", "dot segment"),
-        ("/mcp/%252e%252e/admin/secrets", "dot segment"),
         ("/mcp/..%2fadmin/secrets", "separator"),
         ("/mcp/..%5cadmin%5csecrets", "separator"),
         ("/mcp/..\\admin\\secrets", "separator"),
