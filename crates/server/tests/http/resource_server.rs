@@ -287,7 +287,8 @@ async fn a_body_the_scope_checks_cannot_read_never_reaches_the_handler() {
     assert_eq!(send(echo.clone().into(), &json).await.unwrap().status(), 403, "plain: step-up needed");
 
     let utf16: Vec<u8> = echo.encode_utf16().flat_map(u16::to_le_bytes).collect();
-    let cases: Vec<(&str, Vec<u8>, Vec<(&str, &str)>, u16)> = vec![
+    type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, &'a str)>, u16);
+    let cases: Vec<Case> = vec![
         ("byte order mark", [b"\xEF\xBB\xBF", echo.as_bytes()].concat(), json.to_vec(), 400),
         ("UTF-16", utf16, json.to_vec(), 400),
         ("gzip", echo.clone().into(), vec![("content-type", "application/json"), ("content-encoding", "gzip")], 415),
