@@ -297,6 +297,40 @@ for (const backend of ['sqlite', 'postgres']) {
       await expectOAuthError(refresh(as, publicClient, oauth.None(), refreshed.refresh_token), { error: 'invalid_grant', status: 400 });
     });
 
+    it('a plain OpenID Connect sign-in (openid-client v6) names no resource: ID token, and an access token for userinfo only', async () => {
+      const config = await client.discovery(new URL(server.issuer), WEB.client_id, WEB.client_secret, client.ClientSecretBasic(WEB.client_secret), {
+        execute: [client.allowInsecureRequests],
+        algorithm: 'oidc',
+      });
+      const code_verifier = client.randomPKCECodeVerifier();
+      const code_challenge = await client.calculatePKCECodeChallenge(code_verifier);
+      const state = client.randomState();
+      const nonce = client.randomNonce();
+      const url = client.buildAuthorizationUrl(config, {
+        redirect_uri: WEB.redirect_uris[0],
+        scope: 'openid email',
+        code_challenge,
+        code_challenge_method: 'S256',
+        state,
+        nonce,
+      });
+      const { callback, pages } = await frontChannel({ url });
+      assert.deepEqual(pages, ['login', 'consent']);
+      const tokens = await client.authorizationCodeGrant(config, callback, {
+        pkceCodeVerifier: code_verifier,
+        expectedState: state,
+        expectedNonce: nonce,
+        idTokenExpected: true,
+      });
+      const claims = tokens.claims();
+      assert.equal(claims.sub, ALICE.username);
+      await verifyIdToken(as, tokens.id_token, { client_id: WEB.client_id, nonce, accessToken: tokens.access_token, email: ALICE.email });
+      const info = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+      assert.equal(info.email, ALICE.email);
+      const payload = JSON.parse(Buffer.from(tokens.access_token.split('.')[1], 'base64url').toString());
+      assert.equal(payload.aud, `${server.issuer}/userinfo`, 'never a resource server\'s audience');
+    });
+
     it('confidential client with the wrong secret cannot redeem its code', async () => {
       const authz = await newAuthorization(as, { client_id: WEB.client_id, redirect_uri: WEB.redirect_uris[0], scope: 'openid tools:read', resource: RESOURCE });
       const { callback } = await frontChannel(authz);

@@ -132,6 +132,25 @@ mod tests {
         assert_eq!(Challenge::parse("Bearer"), Challenge::default());
     }
 
+    proptest::proptest! {
+        /// Any header text parses without panicking or looping; a Bearer challenge written by a
+        /// well-behaved server round-trips whatever else surrounds it.
+        #[test]
+        fn any_header_parses_and_bearer_parameters_round_trip(
+            junk in "\\PC{0,80}",
+            scope in "[a-z:]{1,10}( [a-z:]{1,10}){0,3}",
+            other in "[A-Za-z]{1,8}",
+        ) {
+            let _ = Challenge::parse(&junk);
+            let header = format!(r#"{other} realm="x", Bearer error="insufficient_scope", scope="{scope}""#);
+            let c = Challenge::parse(&header);
+            if !other.eq_ignore_ascii_case("bearer") {
+                proptest::prop_assert_eq!(c.scope.as_deref(), Some(scope.as_str()));
+                proptest::prop_assert!(c.is_insufficient_scope());
+            }
+        }
+    }
+
     #[test]
     fn malformed_headers_do_not_panic() {
         for junk in ["", "=", "Bearer scope=\"unterminated", ",,,", "Bearer ==", "\u{1F600} x=y", "Bearer a=\"\\"] {

@@ -3,6 +3,7 @@
 
 mod agent;
 mod audit;
+mod database;
 mod gateway;
 mod users;
 
@@ -27,7 +28,7 @@ enum Command {
     /// Run the authorization server.
     Serve {
         /// TOML configuration; without it, defaults and MANDATE_* variables apply.
-        #[arg(long, short)]
+        #[arg(long, short, env = "MANDATE_CONFIG")]
         config: Option<PathBuf>,
     },
     /// Put OAuth in front of an HTTP MCP server that cannot be changed: a reverse proxy that
@@ -71,12 +72,14 @@ enum Command {
 enum KeysCommand {
     /// Add a new active signing key; old keys stay published until their tokens expire.
     Rotate {
-        #[arg(long, short)]
+        /// The server's TOML configuration (required); its database must exist.
+        #[arg(long, short, env = "MANDATE_CONFIG")]
         config: Option<PathBuf>,
     },
     /// List the published keys.
     List {
-        #[arg(long, short)]
+        /// The server's TOML configuration (required); its database must exist.
+        #[arg(long, short, env = "MANDATE_CONFIG")]
         config: Option<PathBuf>,
     },
 }
@@ -168,8 +171,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 KeysCommand::Rotate { config } => (config, true),
                 KeysCommand::List { config } => (config, false),
             };
-            let s = settings(config.as_deref())?;
-            let store = mandate_server::app::open_store(&s.database).await?;
+            let name = if rotate { "keys rotate" } else { "keys list" };
+            let database::AdminDatabase { settings: s, store, .. } = database::open(config.as_deref(), name).await?;
             let now = SystemClock.now();
             if rotate {
                 let kid = keyring::rotate(store.as_ref(), s.signing_algorithm, now, s.access_token_ttl).await?;

@@ -67,8 +67,8 @@ pub enum UsersCommand {
 
 #[derive(Args)]
 pub struct ConfigArg {
-    /// TOML configuration naming the database; without it, defaults and MANDATE_* variables apply.
-    #[arg(long, short)]
+    /// The server's TOML configuration (required), naming the database; that database must exist.
+    #[arg(long, short, env = "MANDATE_CONFIG")]
     config: Option<PathBuf>,
 }
 
@@ -111,17 +111,16 @@ impl fmt::Display for Username {
 /// The account of a command that acts on one user, opened after the name is checked.
 struct Target {
     username: Username,
-    config: Option<PathBuf>,
+    config: PathBuf,
     settings: Settings,
     store: std::sync::Arc<dyn Store>,
 }
 
 impl Target {
-    async fn open(username: String, config: ConfigArg) -> anyhow::Result<Self> {
+    async fn open(username: String, config: ConfigArg, command: &str) -> anyhow::Result<Self> {
         let username = Username::parse(username)?;
-        let settings = crate::settings(config.config.as_deref())?;
-        let store = mandate_server::app::open_store(&settings.database).await?;
-        Ok(Self { username, config: config.config, settings, store })
+        let opened = crate::database::open(config.config.as_deref(), command).await?;
+        Ok(Self { username, config: opened.config, settings: opened.settings, store: opened.store })
     }
 
     async fn find(&self) -> anyhow::Result<Option<User>> {
@@ -142,7 +141,7 @@ impl Target {
     /// Config as code: `mandate serve` writes each `[[users]]` entry back at start.
     fn warn_if_configured(&self, what_returns: &str) {
         if self.settings.users.iter().any(|u| u.username == self.username.0) {
-            let file = self.config.as_ref().map_or("the configuration".to_owned(), |p| p.display().to_string());
+            let file = self.config.display();
             eprintln!(
                 "warning: {} is listed in [[users]] of {file}; at its next start with that file, `mandate serve` {what_returns}",
                 self.username
@@ -157,7 +156,7 @@ pub async fn run(command: UsersCommand) -> anyhow::Result<()> {
             if email.as_deref().is_some_and(|e| e.trim().is_empty()) {
                 bail!("the email is empty");
             }
-            let target = Target::open(username, config).await?;
+            let target = Target::open(username, config, "users add").await?;
             if target.find().await?.is_some() {
                 bail!(
                     "user {} already exists; use `mandate users set-password` to change its password",
@@ -172,16 +171,19 @@ pub async fn run(command: UsersCommand) -> anyhow::Result<()> {
             Ok(())
         }
         UsersCommand::List { config } => {
-            let settings = crate::settings(config.config.as_deref())?;
-            let store = mandate_server::app::open_store(&settings.database).await?;
+            let store = crate::database::open(config.config.as_deref(), "users list").await?.store;
             let users = store.list_users().await.context("cannot list users")?;
             print!("{}", user_table(&users));
             Ok(())
         }
-        UsersCommand::Disable { username, config } => set_disabled(Target::open(username, config).await?, true).await,
-        UsersCommand::Enable { username, config } => set_disabled(Target::open(username, config).await?, false).await,
+        UsersCommand::Disable { username, config } => {
+            set_disabled(Target::open(username, config, "users disable").await?, true).await
+        }
+        UsersCommand::Enable { username, config } => {
+            set_disabled(Target::open(username, config, "users enable").await?, false).await
+        }
         UsersCommand::SetPassword { username, password, config } => {
-            let target = Target::open(username, config).await?;
+            let target = Target::open(username, config, "users set-password").await?;
             let mut user = target.existing().await?;
             target.warn_if_configured("puts the configured password back unless it is this one");
             user.password_hash = new_password_hash(password).await?;

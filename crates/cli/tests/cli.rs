@@ -291,7 +291,7 @@ mod users {
 
     const PASSWORD: &str = "correct horse battery";
 
-    /// A configuration file naming a fresh database, with `extra` TOML appended.
+    /// A configuration file naming a fresh, migrated database, with `extra` TOML appended.
     struct Deployment {
         config: PathBuf,
         _dir: tempfile::TempDir,
@@ -305,6 +305,9 @@ mod users {
                 Backend::Postgres => mandate_store_pg::testing::fresh_database().await,
             };
             let config = write_config(dir.path(), &format!("database = \"{database}\"\n{extra}"));
+            // Admin commands never create a database: `mandate serve` does, at its first start.
+            let settings = mandate_server::config::load(Some(&config)).unwrap();
+            mandate_server::app::open_store(&settings.database).await.unwrap();
             Self { config, _dir: dir }
         }
 

@@ -208,7 +208,8 @@ async fn kill_9_loses_nothing_committed_and_a_database_restart_is_ridden_out() {
     std::fs::write(
         &config,
         format!(
-            "issuer = \"http://127.0.0.1:{port_a}\"\ndatabase = \"{}\"\n[registration]\ndynamic = true\n\
+            "issuer = \"http://127.0.0.1:{port_a}\"\ndatabase = \"{}\"\n[registration]\ndynamic = true\nunattended_grant_types = [\"client_credentials\"]\n\
+             unattended_resources = [\"{MCP}\"]\nunattended_scopes = [\"tools:read\"]\n\
              [[resources]]\nuri = \"{MCP}\"\nscopes = [\"tools:read\"]\n\
              [[clients]]\nclient_id = \"agent\"\nclient_secret = \"{SECRET}\"\nscopes = [\"tools:read\"]\n",
             pg.url()

@@ -57,6 +57,9 @@ database = "{database}"
 refresh_interval = "1s"
 [registration]
 dynamic = true
+unattended_grant_types = ["client_credentials"]
+unattended_resources = ["{MCP}"]
+unattended_scopes = ["tools:read"]
 [[users]]
 username = "alice"
 password = "{ALICE_PASSWORD}"

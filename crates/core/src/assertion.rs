@@ -8,6 +8,7 @@
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::clock::UnixTime;
 use crate::jose::{CLOCK_SKEW_SECONDS, MAX_TOKEN_BYTES};
@@ -20,6 +21,10 @@ pub const CLIENT_ASSERTION_TYP: &str = "client-authentication+jwt";
 pub const ALGORITHMS: &[Algorithm] = &[Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256, Algorithm::PS256];
 /// The longest an assertion may remain valid (`exp` − now).
 pub const MAX_LIFETIME_SECONDS: i64 = 300;
+/// The longest `jti` accepted in an assertion or a trusted issuer's grant.
+pub const MAX_JTI_BYTES: usize = 256;
+/// The longest `sub` accepted from a trusted issuer.
+pub const MAX_SUBJECT_BYTES: usize = 512;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
@@ -127,10 +132,123 @@ pub fn verify_client_assertion(
     {
         return Err(AssertionRejected::NotYetValid);
     }
-    if claims.jti.as_deref().is_none_or(|j| j.is_empty() || j.len() > 256) {
+    if claims.jti.as_deref().is_none_or(|j| j.is_empty() || j.len() > MAX_JTI_BYTES) {
         return Err(AssertionRejected::MissingJti);
     }
     Ok(claims)
+}
+
+/// The claims mandate relies on in a trusted issuer's JWT (an ID-JAG, a JWT authorization grant,
+/// or the subject token of an exchange), each checked by [`check_grant_claims`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantClaims {
+    pub sub: String,
+    pub jti: String,
+    pub exp: UnixTime,
+    /// `client_id`: for an assertion, the client's id at this server; for a subject token, at
+    /// the issuer.
+    pub client_id: Option<String>,
+    /// `azp`, the subject token's client at its issuer when `client_id` is absent.
+    pub azp: Option<String>,
+    /// `resource` (string or array), empty when absent.
+    pub resources: Vec<String>,
+    pub scope: Option<String>,
+}
+
+/// Why a trusted issuer's JWT was refused; the text is safe to show to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantRejected {
+    #[error("its aud must be this server's issuer identifier, alone")]
+    Audience,
+    #[error("it names no subject (sub of 1 to {MAX_SUBJECT_BYTES} bytes)")]
+    Subject,
+    #[error("it needs a jti of 1 to {MAX_JTI_BYTES} bytes (each is accepted once)")]
+    Jti,
+    #[error("it has no integer exp")]
+    NoExpiry,
+    #[error("it has expired")]
+    Expired,
+    #[error("it is valid for {0} more seconds; this issuer's limit is {1} seconds")]
+    TooLong(i64, i64),
+    #[error("it is not valid yet (nbf or iat in the future)")]
+    NotYetValid,
+    #[error("its {0} claim is malformed")]
+    Malformed(&'static str),
+}
+
+/// RFC 7521 §5.2 and RFC 7523 §3 for a trusted issuer's JWT whose signature has been verified:
+/// `aud` is `audience` alone (RFC 10070), `sub` and `jti` present and bounded, `exp` present and
+/// at most `max_lifetime` seconds ahead of `now` (so that the replay record of its `jti` is
+/// bounded too), `nbf` and `iat` not in the future, and `client_id`, `azp`, `resource` and
+/// `scope` well-formed when present. Times allow [`CLOCK_SKEW_SECONDS`].
+pub fn check_grant_claims(
+    claims: &Value,
+    audience: &str,
+    now: UnixTime,
+    max_lifetime: i64,
+) -> Result<GrantClaims, GrantRejected> {
+    let audience_ok = match claims.get("aud") {
+        Some(Value::String(aud)) => aud == audience,
+        Some(Value::Array(auds)) => auds.len() == 1 && auds[0].as_str() == Some(audience),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(GrantRejected::Audience);
+    }
+    let text = |name: &'static str| -> Result<Option<String>, GrantRejected> {
+        match claims.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(GrantRejected::Malformed(name)),
+        }
+    };
+    let sub = text("sub")
+        .ok()
+        .flatten()
+        .filter(|s| !s.is_empty() && s.len() <= MAX_SUBJECT_BYTES)
+        .ok_or(GrantRejected::Subject)?;
+    let jti =
+        text("jti").ok().flatten().filter(|j| !j.is_empty() && j.len() <= MAX_JTI_BYTES).ok_or(GrantRejected::Jti)?;
+    let time = |name: &'static str| -> Result<Option<UnixTime>, GrantRejected> {
+        match claims.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v.as_i64().map(Some).ok_or(GrantRejected::Malformed(name)),
+        }
+    };
+    let exp = match claims.get("exp") {
+        Some(v) => v.as_i64().ok_or(GrantRejected::NoExpiry)?,
+        None => return Err(GrantRejected::NoExpiry),
+    };
+    if exp <= now.saturating_sub(CLOCK_SKEW_SECONDS) {
+        return Err(GrantRejected::Expired);
+    }
+    let remaining = exp.saturating_sub(now);
+    if remaining > max_lifetime.saturating_add(CLOCK_SKEW_SECONDS) {
+        return Err(GrantRejected::TooLong(remaining, max_lifetime));
+    }
+    let future = |t: Option<UnixTime>| t.is_some_and(|t| t > now.saturating_add(CLOCK_SKEW_SECONDS));
+    if future(time("nbf")?) || future(time("iat")?) {
+        return Err(GrantRejected::NotYetValid);
+    }
+    let resources = match claims.get("resource") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(r)) => vec![r.clone()],
+        Some(Value::Array(rs)) => rs
+            .iter()
+            .map(|r| r.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(GrantRejected::Malformed("resource"))?,
+        Some(_) => return Err(GrantRejected::Malformed("resource")),
+    };
+    Ok(GrantClaims {
+        sub,
+        jti,
+        exp,
+        client_id: text("client_id")?,
+        azp: text("azp")?,
+        resources,
+        scope: text("scope")?,
+    })
 }
 
 /// The signing key for `alg`: by `kid` when given, else the only key that fits. The key must be
@@ -280,5 +398,108 @@ mod tests {
     fn b64(s: &str) -> String {
         use base64::Engine as _;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+    }
+
+    fn grant() -> serde_json::Value {
+        json!({ "iss": "https://idp.example", "sub": "alice", "aud": ISSUER, "exp": NOW + 120, "iat": NOW,
+                "jti": "g-1", "client_id": "agent", "resource": "https://mcp.example/", "scope": "tools:read" })
+    }
+
+    fn grant_with(patch: serde_json::Value) -> Result<GrantClaims, GrantRejected> {
+        let mut c = grant();
+        for (name, value) in patch.as_object().unwrap() {
+            if value.is_null() {
+                c.as_object_mut().unwrap().remove(name);
+            } else {
+                c[name] = value.clone();
+            }
+        }
+        check_grant_claims(&c, ISSUER, NOW, 300)
+    }
+
+    #[test]
+    fn grant_claims_are_bounded() {
+        let ok = grant_with(json!({})).unwrap();
+        assert_eq!((ok.sub.as_str(), ok.jti.as_str(), ok.client_id.as_deref()), ("alice", "g-1", Some("agent")));
+        assert_eq!(ok.resources, ["https://mcp.example/"]);
+        assert_eq!(grant_with(json!({ "aud": "https://other.example" })), Err(GrantRejected::Audience));
+        assert_eq!(grant_with(json!({ "aud": [ISSUER, ISSUER] })), Err(GrantRejected::Audience));
+        assert!(grant_with(json!({ "aud": [ISSUER] })).is_ok());
+        assert_eq!(
+            grant_with(json!({ "exp": NOW + 100 * 366 * 86_400 })).unwrap_err().to_string().split(';').nth(1),
+            Some(" this issuer's limit is 300 seconds")
+        );
+        assert_eq!(grant_with(json!({ "exp": null })), Err(GrantRejected::NoExpiry));
+        assert_eq!(grant_with(json!({ "exp": 1.5e9 })), Err(GrantRejected::NoExpiry));
+        assert_eq!(grant_with(json!({ "exp": NOW - 120 })), Err(GrantRejected::Expired));
+        assert_eq!(grant_with(json!({ "jti": "" })), Err(GrantRejected::Jti));
+        assert_eq!(grant_with(json!({ "jti": null })), Err(GrantRejected::Jti));
+        assert_eq!(grant_with(json!({ "jti": "j".repeat(MAX_JTI_BYTES + 1) })), Err(GrantRejected::Jti));
+        assert_eq!(grant_with(json!({ "sub": "" })), Err(GrantRejected::Subject));
+        assert_eq!(grant_with(json!({ "iat": NOW + 600 })), Err(GrantRejected::NotYetValid));
+        assert_eq!(grant_with(json!({ "nbf": NOW + 600 })), Err(GrantRejected::NotYetValid));
+        assert_eq!(grant_with(json!({ "resource": ["a", 7] })), Err(GrantRejected::Malformed("resource")));
+        assert_eq!(grant_with(json!({ "client_id": 7 })), Err(GrantRejected::Malformed("client_id")));
+    }
+
+    fn arbitrary_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|n| json!(n)),
+            ".{0,12}".prop_map(serde_json::Value::String),
+            Just(json!(ISSUER)),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            let key = prop_oneof![
+                Just("aud".to_owned()),
+                Just("sub".to_owned()),
+                Just("jti".to_owned()),
+                Just("exp".to_owned()),
+                Just("iat".to_owned()),
+                Just("nbf".to_owned()),
+                Just("resource".to_owned()),
+                Just("scope".to_owned()),
+                Just("client_id".to_owned()),
+                ".{0,6}",
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                proptest::collection::btree_map(key, inner, 0..10)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_claims_are_checked_without_panicking(claims in arbitrary_json(), now in proptest::num::i64::ANY, max in proptest::num::i64::ANY) {
+            if let Ok(ok) = check_grant_claims(&claims, ISSUER, now, max) {
+                proptest::prop_assert!(!ok.jti.is_empty() && ok.jti.len() <= MAX_JTI_BYTES);
+                proptest::prop_assert!(ok.exp.saturating_sub(now) <= max.saturating_add(CLOCK_SKEW_SECONDS));
+            }
+        }
+
+        #[test]
+        fn an_assertion_living_past_the_cap_is_always_refused(ahead in 361i64..i64::MAX / 4) {
+            let claims = json!({ "sub": "alice", "aud": ISSUER, "exp": NOW + ahead, "jti": "j" });
+            proptest::prop_assert!(matches!(check_grant_claims(&claims, ISSUER, NOW, 300), Err(GrantRejected::TooLong(..))));
+        }
+
+        #[test]
+        fn any_text_as_a_client_assertion_is_refused_without_panicking(token in ".{0,300}") {
+            let k = key(SigningAlgorithm::ES256);
+            proptest::prop_assert!(verify_client_assertion(&token, &set(&k), "agent", ISSUER, NOW).is_err());
+        }
+
+        #[test]
+        fn any_three_part_token_is_refused_without_panicking(header in ".{0,80}", body in ".{0,80}", sig in "[A-Za-z0-9_-]{0,40}") {
+            let k = key(SigningAlgorithm::ES256);
+            let token = format!("{}.{}.{sig}", b64(&header), b64(&body));
+            let _ = jsonwebtoken::decode_header(&token);
+            proptest::prop_assert!(verify_client_assertion(&token, &set(&k), "agent", ISSUER, NOW).is_err());
+        }
     }
 }

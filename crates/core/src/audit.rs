@@ -74,7 +74,40 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+/// Longest text an audit field keeps, in characters.
+pub const MAX_AUDIT_TEXT: usize = 512;
+
+/// Audit text as stored: control characters (NUL, newlines, escapes) replaced by U+FFFD, so a
+/// value can neither break the database (PostgreSQL refuses NUL in text) nor forge a line where
+/// the log is read as text; at most [`MAX_AUDIT_TEXT`] characters.
+pub fn clean_audit_text(text: &str) -> String {
+    text.chars().take(MAX_AUDIT_TEXT).map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect()
+}
+
 impl AuditEvent {
+    /// The event with every text field cleaned ([`clean_audit_text`]): the one step every event
+    /// passes before storage, whatever request values it copied.
+    pub fn cleaned(mut self) -> Self {
+        for field in [
+            &mut self.grant_type,
+            &mut self.client_id,
+            &mut self.subject,
+            &mut self.resource,
+            &mut self.scope,
+            &mut self.jti,
+            &mut self.parent_jti,
+            &mut self.detail,
+        ] {
+            if let Some(text) = field.as_mut()
+                && (text.chars().any(char::is_control) || text.chars().nth(MAX_AUDIT_TEXT).is_some())
+            {
+                *text = clean_audit_text(text);
+            }
+        }
+        self.outcome = clean_audit_text(&self.outcome);
+        self
+    }
+
     pub fn new(at: UnixTime, kind: AuditKind, outcome: impl Into<String>) -> Self {
         Self {
             at,
@@ -89,5 +122,22 @@ impl AuditEvent {
             parent_jti: None,
             detail: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_and_length_are_cleaned() {
+        let mut e = AuditEvent::new(0, AuditKind::TokenRefused, "invalid_request");
+        e.client_id = Some("x\0y".into());
+        e.grant_type = Some("a\nFORGED line\r\u{1b}[31m".into());
+        e.detail = Some("é".repeat(600));
+        let e = e.cleaned();
+        assert_eq!(e.client_id.as_deref(), Some("x\u{FFFD}y"));
+        assert_eq!(e.grant_type.as_deref(), Some("a\u{FFFD}FORGED line\u{FFFD}\u{FFFD}[31m"));
+        assert_eq!(e.detail.unwrap().chars().count(), MAX_AUDIT_TEXT);
     }
 }

@@ -262,6 +262,33 @@ mod tests {
         assert!(!c.accepts_redirect_uri("http://127.0.0.1:abc/callback"));
     }
 
+    proptest::proptest! {
+        /// RFC 9700 §4.1.3: a candidate is accepted only if it is a registered URI exactly, or (for
+        /// native clients) that URI on a loopback IP literal with a port added and nothing else.
+        #[test]
+        fn redirect_uris_match_exactly_or_by_loopback_port_only(
+            candidate in "(https?://)?(127\\.0\\.0\\.1|\\[::1\\]|localhost|app\\.example)(:[0-9a-z]{0,6})?(/[a-z]{0,4}){0,2}(\\?[a-z=]{0,4})?",
+            is_native in proptest::bool::ANY,
+        ) {
+            let mut c = native(&["http://127.0.0.1/callback", "http://[::1]/cb", "https://app.example/cb"]);
+            if !is_native {
+                c.application_type = ApplicationType::Web;
+            }
+            if c.accepts_redirect_uri(&candidate) && !c.redirect_uris.contains(&candidate) {
+                proptest::prop_assert!(is_native, "{candidate}");
+                let (host, rest) = candidate
+                    .strip_prefix("http://127.0.0.1:")
+                    .map(|r| ("http://127.0.0.1", r))
+                    .or_else(|| candidate.strip_prefix("http://[::1]:").map(|r| ("http://[::1]", r)))
+                    .expect("only a loopback literal may differ");
+                let digits = rest.find('/').unwrap_or(rest.len());
+                proptest::prop_assert!(rest[..digits].bytes().all(|b| b.is_ascii_digit()) && digits > 0);
+                let without_port = format!("{host}{}", &rest[digits..]);
+                proptest::prop_assert!(c.redirect_uris.contains(&without_port), "{candidate}");
+            }
+        }
+    }
+
     #[test]
     fn web_clients_match_exactly() {
         let mut c = native(&["https://app.example/cb", "http://127.0.0.1/cb"]);

@@ -68,6 +68,21 @@ pub enum FetchError {
     },
 }
 
+impl FetchError {
+    /// What may be told to whoever chose the URL (a client's `jwks_uri`, a metadata document):
+    /// "could not be reached" whether the host does not resolve, resolves only to private
+    /// addresses or refuses the connection, so that a client cannot map the server's internal
+    /// network (DNS names, live hosts) through error messages. The full `Display` is for logs.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::PrivateAddress { host } | Self::Resolve { host, .. } | Self::Connect { host, .. } => {
+                format!("{host} could not be reached")
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Why a [`Fetcher`](crate::Fetcher) could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -20,7 +20,9 @@
 //!
 //! [`CachedFetcher`] adds a single-flight cache: concurrent misses of a URL share one request,
 //! entries live for `Cache-Control: max-age` clamped to [`FetchPolicy::min_ttl`]..=
-//! [`FetchPolicy::max_ttl`], errors are never cached.
+//! [`FetchPolicy::max_ttl`], errors are never cached. A cached answer is replaced only by a
+//! successful fetch: if refetching fails, it is kept and served stale (for at most `max_ttl` past
+//! its freshness) and the failure is remembered for [`FetchPolicy::min_refresh_interval`].
 //!
 //! # Errors
 //!

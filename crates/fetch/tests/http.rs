@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mandate_fetch::{Accept, BuildError, CachedFetcher, FetchError, FetchPolicy, Fetcher};
-use support::{ConnectionCounter, DOC, SECRET_BODY, StaticResolver, TestServer, loopback_policy};
+use support::{ConnectionCounter, DOC, Mode, SECRET_BODY, StaticResolver, TestServer, loopback_policy};
 
 fn fetcher(policy: FetchPolicy) -> Fetcher {
     Fetcher::new(policy).expect("fetcher")
@@ -347,4 +347,91 @@ async fn a_cached_entry_is_checked_against_each_callers_accept() {
     let err = cache.get_cached(&url, Accept::only(&["image/png"])).await.unwrap_err();
     assert!(matches!(err, FetchError::ContentType { .. }), "{err:?}");
     assert_eq!(server.hits("/doc"), 1);
+}
+
+// ---- Failures at the source keep what we have ---------------------------------------------------
+
+fn version(fetched: &mandate_fetch::Fetched) -> String {
+    String::from_utf8(fetched.body.to_vec()).unwrap()
+}
+
+/// Issue 15, item 21: one refresh during an outage (an HTML page, a redirect, a trickling or a
+/// huge body) used to drop the good keys, so that every later request failed and fetched again.
+#[tokio::test]
+async fn a_failed_refresh_keeps_the_cached_answer_and_is_remembered() {
+    for bad in [Mode::Html, Mode::Redirect, Mode::SlowBody, Mode::Huge] {
+        let server = TestServer::start().await;
+        let interval = Duration::from_millis(400);
+        let cache = Arc::new(cached(FetchPolicy { min_refresh_interval: interval, ..loopback_policy() }));
+        let url = server.url("/switchable");
+        let good = cache.get_cached(&url, Accept::json()).await.unwrap();
+        assert_eq!(version(&good), r#"{"version":0}"#);
+
+        tokio::time::sleep(interval + Duration::from_millis(50)).await;
+        server.set_mode(bad);
+        // Ten callers meet an unknown kid at once: one fetch, and each keeps the good answer.
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..10 {
+            let (cache, url) = (Arc::clone(&cache), url.clone());
+            tasks.spawn(async move { cache.refresh(&url, Accept::json()).await });
+        }
+        while let Some(result) = tasks.join_next().await {
+            assert_eq!(result.unwrap().unwrap(), good, "{bad:?}: the good answer is kept");
+        }
+        assert_eq!(server.hits("/switchable"), 2, "{bad:?}: one refetch for ten callers");
+
+        // Every later request is served from the cache, and the failure is remembered: no fetch.
+        for _ in 0..20 {
+            assert_eq!(cache.get_cached(&url, Accept::json()).await.unwrap(), good, "{bad:?}");
+            assert_eq!(cache.refresh(&url, Accept::json()).await.unwrap(), good, "{bad:?}");
+        }
+        assert_eq!(server.hits("/switchable"), 2, "{bad:?}: the failure is remembered for the interval");
+
+        // After the interval it is tried again; once the source is back, its answer replaces ours.
+        tokio::time::sleep(interval + Duration::from_millis(50)).await;
+        assert_eq!(cache.refresh(&url, Accept::json()).await.unwrap(), good);
+        assert_eq!(server.hits("/switchable"), 3, "{bad:?}");
+        server.set_mode(Mode::Healthy);
+        server.bump_version();
+        tokio::time::sleep(interval + Duration::from_millis(50)).await;
+        let fresh = cache.refresh(&url, Accept::json()).await.unwrap();
+        assert_eq!(version(&fresh), r#"{"version":1}"#, "{bad:?}");
+        assert_eq!(cache.get_cached(&url, Accept::json()).await.unwrap(), fresh);
+        assert_eq!(server.hits("/switchable"), 4, "{bad:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_answer_is_served_stale_while_its_source_fails() {
+    let server = TestServer::start().await;
+    let policy = FetchPolicy {
+        min_ttl: Duration::from_millis(300),
+        max_ttl: Duration::from_secs(2),
+        min_refresh_interval: Duration::from_millis(300),
+        ..loopback_policy()
+    };
+    let cache = cached(policy);
+    let url = server.url("/switchable");
+    let good = cache.get_cached(&url, Accept::json()).await.unwrap();
+
+    server.set_mode(Mode::Html);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    // No longer fresh: refetched once, which fails, so the stale answer is served.
+    for _ in 0..10 {
+        assert_eq!(cache.get_cached(&url, Accept::json()).await.unwrap(), good);
+    }
+    assert_eq!(server.hits("/switchable"), 2, "one attempt, then the failure is remembered");
+
+    server.set_mode(Mode::Healthy);
+    server.bump_version();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let fresh = cache.get_cached(&url, Accept::json()).await.unwrap();
+    assert_eq!(version(&fresh), r#"{"version":1}"#);
+    assert_eq!(server.hits("/switchable"), 3);
+
+    // Never fetched successfully: nothing to keep, and the error is not stored (CIMD-5).
+    let missing = server.url("/missing");
+    cache.get_cached(&missing, Accept::json()).await.unwrap_err();
+    cache.get_cached(&missing, Accept::json()).await.unwrap_err();
+    assert_eq!(server.hits("/missing"), 2);
 }

@@ -140,6 +140,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/tokens", get(admin::tokens))
         .route("/admin/lineage/{jti}", get(admin::lineage))
         .route("/admin/lineage/{jti}/revoke", post(admin::revoke))
+        .route("/admin/grants/revoke", post(admin::revoke_grants))
         .route("/jwks.json", get(jwks::handle))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -160,7 +161,9 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::client_address::attach))
         .with_state(state)
+        .layer(axum::middleware::from_fn(refuse_encoded_nul))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(CatchPanicLayer::custom(|_| Failure(OAuthError::server_error()).into_response()))
         .layer(
@@ -168,7 +171,7 @@ pub fn router(state: AppState) -> Router {
                 // The path only: a query string could carry a secret.
                 .make_span_with(|req: &Request<_>| {
                     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                    tracing::info_span!("request", method = %req.method(), path = ?req.uri().path(), request_id = ?id, client = tracing::field::Empty)
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
@@ -180,6 +183,17 @@ pub fn router(state: AppState) -> Router {
         ]))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// A percent-encoded NUL in the path or query (`%00`) never names anything, and would reach
+/// storage that cannot hold it (PostgreSQL text): refused before any handler runs.
+async fn refuse_encoded_nul(req: Request<axum::body::Body>, next: axum::middleware::Next) -> Response {
+    let uri = req.uri();
+    let has_nul = |s: &str| s.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0');
+    if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
+        return Failure(OAuthError::invalid_request("the request contains a NUL character (%00)")).into_response();
+    }
+    next.run(req).await
 }
 
 async fn not_found() -> Response {

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::store_error;
 
 pub async fn record_issuance(store: &dyn Store, event: &AuditEvent) -> Result<(), OAuthError> {
-    store.append_audit(event).await.map_err(store_error)
+    store.append_audit(&event.clone().cleaned()).await.map_err(store_error)
 }
 
 /// An audit row whose failed write does not change the answer: refusals, sign-ins. It shares the
@@ -105,6 +105,15 @@ impl IssuanceLog {
                     let started = std::time::Instant::now();
                     let result = store.record_issuances(&records).await.map_err(store_error);
                     metrics::histogram!("mandate_issuance_commit_seconds").record(started.elapsed().as_secs_f64());
+                    if result.is_err() && records.len() > 1 {
+                        // One bad record must not fail the others: each alone decides its answer.
+                        metrics::counter!("mandate_issuance_batch_retries_total").increment(1);
+                        for (record, reply) in records.iter().zip(replies) {
+                            let alone = store.record_issuances(std::slice::from_ref(record)).await.map_err(store_error);
+                            let _ = reply.send(alone);
+                        }
+                        continue;
+                    }
                     for reply in replies {
                         let _ = reply.send(result.clone());
                     }
@@ -115,7 +124,8 @@ impl IssuanceLog {
     }
 
     /// Returns once `record` is committed (or the commit failed).
-    pub async fn record(&self, record: IssuanceRecord) -> Result<(), OAuthError> {
+    pub async fn record(&self, mut record: IssuanceRecord) -> Result<(), OAuthError> {
+        record.event = record.event.cleaned();
         let (reply, committed) = oneshot::channel();
         self.queue.send((record, reply)).await.map_err(|_| OAuthError::server_error())?;
         committed.await.map_err(|_| OAuthError::server_error())?

@@ -38,6 +38,13 @@ impl OAuthForm {
     fn from_pairs(encoded: &[u8]) -> Result<Self, OAuthError> {
         let mut form = Self::default();
         for (name, value) in form_urlencoded::parse(encoded) {
+            // Nothing legitimate carries NUL, and PostgreSQL cannot store it: refuse it up front.
+            if name.contains('\0') || value.contains('\0') {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {} contains a NUL character",
+                    name.replace('\0', "\\0").chars().take(64).collect::<String>()
+                )));
+            }
             if value.is_empty() {
                 continue;
             }
@@ -101,6 +108,41 @@ mod tests {
         let f = OAuthForm::parse(FORM, b"resource=a&resource=b&scope=").unwrap();
         assert_eq!(f.all("resource"), ["a", "b"]);
         assert_eq!(f.get("scope"), None, "empty values count as omitted");
+    }
+
+    #[test]
+    fn nul_is_refused_in_names_and_values() {
+        for body in [&b"grant_type=%00"[..], b"client_id=x%00", b"a%00b=1", b"scope=ok&x=%00"] {
+            let e = OAuthForm::parse(FORM, body).unwrap_err();
+            assert_eq!(e.code, mandate_core::ErrorCode::InvalidRequest, "{body:?}");
+            assert!(e.description.contains("NUL"), "{}", e.description);
+        }
+    }
+
+    proptest::proptest! {
+        /// Arbitrary bodies never panic; anything carrying NUL is refused; otherwise every
+        /// single-valued parameter reads back as sent.
+        #[test]
+        fn any_body_parses_or_is_refused_and_values_round_trip(
+            junk in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            values in proptest::collection::btree_map("[a-z_]{1,12}", "\\PC{1,40}", 0..6),
+        ) {
+            let _ = OAuthForm::parse(FORM, &junk);
+            let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&values).finish();
+            let parsed = OAuthForm::parse(FORM, encoded.as_bytes());
+            if values.values().any(|v| v.contains('\0')) {
+                proptest::prop_assert!(parsed.is_err());
+            } else {
+                let form = parsed.unwrap();
+                for (name, value) in &values {
+                    if REPEATABLE.contains(&name.as_str()) {
+                        proptest::prop_assert_eq!(form.all(name), std::slice::from_ref(value));
+                    } else {
+                        proptest::prop_assert_eq!(form.get(name), Some(value.as_str()));
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod audit;
 pub mod authorization;
+pub mod client_address;
 pub mod client_auth;
 pub mod clients;
 pub mod config;

@@ -49,12 +49,7 @@ pub struct GrantView {
 }
 
 fn actors(record: &TokenRecord) -> Vec<String> {
-    record
-        .act
-        .as_deref()
-        .and_then(|a| serde_json::from_str::<Actor>(a).ok())
-        .map(|a| a.chain().into_iter().map(str::to_owned).collect())
-        .unwrap_or_default()
+    record.act.as_deref().and_then(|a| serde_json::from_str::<Actor>(a).ok()).map(|a| a.chain()).unwrap_or_default()
 }
 
 /// The lineage of `jti`: up to the first token of its chain, then down through everything
@@ -254,4 +249,112 @@ pub async fn revoke_subtree(
     crate::audit::record_issuance(store, &event).await?;
     tracing::info!(jti, by, affected, "token subtree revoked");
     Ok(Some(affected))
+}
+
+/// What revoking a grant did: the person's consent to a client is withdrawn, so its refresh
+/// tokens are refused (`invalid_grant`) and every token issued or exchanged from it fails
+/// introspection, on every instance.
+#[derive(Debug, Clone, Serialize)]
+pub struct GrantRevocation {
+    pub grant_id: String,
+    pub username: String,
+    pub client_id: String,
+    /// `false`: it had been revoked already.
+    pub was_live: bool,
+}
+
+/// What `mandate audit revoke ID` and `POST /admin/lineage/{id}/revoke` reached.
+#[derive(Debug, Clone)]
+pub enum Revocation {
+    /// A token and everything exchanged from it.
+    Subtree {
+        jti: String,
+        live_tokens_revoked: usize,
+        /// The grant the chain starts from, when it is still live: its client can refresh and get
+        /// new tokens until the grant is revoked too.
+        live_grant: Option<GrantView>,
+    },
+    /// A person's grant to a client, with everything issued from it.
+    Grant(GrantRevocation),
+}
+
+/// The kill switch by id: a token's jti (its subtree), else a grant id (as `audit lineage`
+/// prints it, also accepted as `grant:<id>`, as the audit log writes it). `None` when neither is
+/// on record.
+pub async fn revoke(store: &dyn Store, id: &str, by: &str, now: UnixTime) -> Result<Option<Revocation>, OAuthError> {
+    if let Some(grant_id) = id.strip_prefix("grant:") {
+        return Ok(revoke_grant(store, grant_id, by, now).await?.map(Revocation::Grant));
+    }
+    if store.get_token_record(id).await.map_err(store_error)?.is_some() {
+        let Some(affected) = revoke_subtree(store, id, by, now).await? else { return Ok(None) };
+        let live_grant = of(store, id).await?.and_then(|l| l.grant).filter(|g| !g.revoked);
+        return Ok(Some(Revocation::Subtree { jti: id.to_owned(), live_tokens_revoked: affected, live_grant }));
+    }
+    Ok(revoke_grant(store, id, by, now).await?.map(Revocation::Grant))
+}
+
+/// Revokes grant `grant_id` and everything issued from it; audited. `None` for an unknown grant.
+pub async fn revoke_grant(
+    store: &dyn Store,
+    grant_id: &str,
+    by: &str,
+    now: UnixTime,
+) -> Result<Option<GrantRevocation>, OAuthError> {
+    let Some(grant) = store.get_grant(grant_id).await.map_err(store_error)? else { return Ok(None) };
+    let was_live = store.revoke_grant(grant_id, now).await.map_err(store_error)?;
+    let mut event = AuditEvent::new(now, AuditKind::GrantRevoked, "ok");
+    event.subject = Some(grant.username.clone());
+    event.client_id = Some(grant.client_id.clone());
+    event.jti = Some(format!("grant:{grant_id}"));
+    event.detail = Some(if was_live {
+        format!("grant revoked by {by}")
+    } else {
+        format!("grant revoked again by {by} (it was revoked already)")
+    });
+    crate::audit::record_issuance(store, &event).await?;
+    tracing::info!(grant_id, by, was_live, "grant revoked with every token issued from it");
+    Ok(Some(GrantRevocation {
+        grant_id: grant.grant_id,
+        username: grant.username,
+        client_id: grant.client_id,
+        was_live,
+    }))
+}
+
+/// What revoking every grant of a person for a client found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantsOf {
+    /// This many live grants were revoked (none: the person had no live grant for the client).
+    Revoked(u64),
+    /// Nothing was revoked and no person has this username.
+    NoSuchUser,
+    /// Nothing was revoked and no client has this id.
+    NoSuchClient,
+}
+
+/// Revokes every live grant `username` gave `client_id`, with everything issued from them; audited.
+/// A misspelt name is told apart from "nothing left to revoke", which matters during an incident.
+pub async fn revoke_grants_of(
+    store: &dyn Store,
+    username: &str,
+    client_id: &str,
+    by: &str,
+    now: UnixTime,
+) -> Result<GrantsOf, OAuthError> {
+    let revoked = store.revoke_grants_of(username, client_id, now).await.map_err(store_error)?;
+    if revoked == 0 {
+        if store.get_user(username).await.map_err(store_error)?.is_none() {
+            return Ok(GrantsOf::NoSuchUser);
+        }
+        if store.get_client(client_id).await.map_err(store_error)?.is_none() {
+            return Ok(GrantsOf::NoSuchClient);
+        }
+    }
+    let mut event = AuditEvent::new(now, AuditKind::GrantRevoked, "ok");
+    event.subject = Some(username.to_owned());
+    event.client_id = Some(client_id.to_owned());
+    event.detail = Some(format!("every grant of {username} for {client_id} revoked by {by}: {revoked} live grant(s)"));
+    crate::audit::record_issuance(store, &event).await?;
+    tracing::info!(username, client_id, by, revoked, "grants of a person for a client revoked");
+    Ok(GrantsOf::Revoked(revoked))
 }

@@ -41,6 +41,10 @@ pub async fn seed(
             Some(existing) if existing == *c => {}
             existing => {
                 store.put_client(c, ClientSource::Config, now).await?;
+                if existing.as_ref().is_some_and(|e| e.redirect_uris != c.redirect_uris) {
+                    // Nothing a person decided for the old redirect URIs may reach the new ones.
+                    store.forget_client_authorizations(&c.client_id).await?;
+                }
                 let list = if existing.is_some() { &mut report.updated } else { &mut report.created };
                 list.push(format!("client {}", c.client_id));
             }

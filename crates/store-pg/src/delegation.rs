@@ -52,6 +52,37 @@ impl RateCounterStore for PgStore {
         sqlx::query("DELETE FROM rate_events WHERE throttle_key = $1").bind(key).execute(&self.pool).await?;
         Ok(())
     }
+
+    async fn take_event(&self, key: &str, now: UnixTime, window: i64, limit: u32) -> StoreResult<bool> {
+        // The key's advisory lock, held until commit, serialises takers of this key on every
+        // instance: a count read under it stays true until the insert is committed.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key).execute(&mut *tx).await?;
+        let done = sqlx::query(
+            "INSERT INTO rate_events (throttle_key, occurred_at)
+             SELECT $1, $2 WHERE (SELECT COUNT(*) FROM rate_events WHERE throttle_key = $1 AND occurred_at > $3) < $4",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(now.saturating_sub(window))
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn return_event(&self, key: &str, at: UnixTime) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM rate_events WHERE ctid IN
+             (SELECT ctid FROM rate_events WHERE throttle_key = $1 AND occurred_at = $2 LIMIT 1)",
+        )
+        .bind(key)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -210,10 +241,10 @@ impl GrantStore for PgStore {
     /// even after it expired (until purged), so a late replay still revokes what it issued
     /// (RFC 6749 §4.1.2, RFC 9700 §4.5). An unused code that expired, or whose grant was revoked,
     /// is `Unknown`: the caller answers `invalid_grant` either way.
-    async fn redeem_code(&self, code_hash: &str, now: UnixTime) -> StoreResult<CodeRedemption> {
+    async fn redeem_code(&self, code_hash: &str, client_id: &str, now: UnixTime) -> StoreResult<CodeRedemption> {
         let redeemed = sqlx::query_as::<_, AuthorizationCodeRow>(
             "UPDATE authorization_codes SET used_at = $1
-             WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $3
+             WHERE code_hash = $2 AND client_id = $4 AND used_at IS NULL AND expires_at > $3
                AND grant_id IN (SELECT grant_id FROM grants WHERE revoked_at IS NULL)
              RETURNING code_hash, grant_id, client_id, redirect_uri, code_challenge, nonce, created_at, expires_at,
                        used_at",
@@ -221,6 +252,7 @@ impl GrantStore for PgStore {
         .bind(now)
         .bind(code_hash)
         .bind(now)
+        .bind(client_id)
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = redeemed {
@@ -228,9 +260,10 @@ impl GrantStore for PgStore {
         }
         let seen = sqlx::query_as::<_, AuthorizationCodeRow>(
             "SELECT code_hash, grant_id, client_id, redirect_uri, code_challenge, nonce, created_at, expires_at, used_at
-             FROM authorization_codes WHERE code_hash = $1",
+             FROM authorization_codes WHERE code_hash = $1 AND client_id = $2",
         )
         .bind(code_hash)
+        .bind(client_id)
         .fetch_optional(&self.pool)
         .await?;
         Ok(match seen {
@@ -392,6 +425,20 @@ impl ConsentStore for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn forget_client_authorizations(&self, client_id: &str) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut gone = 0;
+        for statement in [
+            "DELETE FROM consents WHERE client_id = $1",
+            "DELETE FROM authorization_requests WHERE client_id = $1",
+            "DELETE FROM authorization_codes WHERE client_id = $1 AND used_at IS NULL",
+        ] {
+            gone += sqlx::query(statement).bind(client_id).execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(gone)
     }
 }
 

@@ -102,6 +102,8 @@ pub enum OpenError {
     Connect(String, sqlx::Error),
     #[error("cannot apply migrations to PostgreSQL database {0}: {1}")]
     Migrate(String, sqlx::migrate::MigrateError),
+    #[error("PostgreSQL database {0} is not a mandate database (it has no record of mandate's migrations)")]
+    NotMandate(String),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -141,6 +143,36 @@ impl PgStore {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Opens the database at `url` only if it is already mandate's: it records mandate's first
+    /// migration. For the commands that must never create a schema (an admin command pointed at
+    /// the wrong database would otherwise report on a fresh, empty one).
+    pub async fn open_existing(url: &str, size: PoolSize) -> Result<Self, OpenError> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| OpenError::Url(e.to_string()))?;
+        let shown =
+            format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or("(default)"));
+        let mut probe = tokio::time::timeout(Duration::from_secs(10), options.connect())
+            .await
+            .map_err(|_| OpenError::Connect(shown.clone(), sqlx::Error::PoolTimedOut))?
+            .map_err(|e| OpenError::Connect(shown.clone(), e))?;
+        let first = MIGRATOR.iter().next().map_or(1, |m| m.version);
+        // to_regclass: NULL rather than an error when the table is not there.
+        let ours: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&mut probe)
+            .await
+            .map_err(|e| OpenError::Connect(shown.clone(), e))?;
+        let ours = ours
+            && sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = $1)")
+                .bind(first)
+                .fetch_one(&mut probe)
+                .await
+                .map_err(|e| OpenError::Connect(shown.clone(), e))?;
+        probe.close().await.ok();
+        if !ours {
+            return Err(OpenError::NotMandate(shown));
+        }
+        Self::open(url, size).await
     }
 }
 

@@ -51,3 +51,12 @@ async fn a_failed_issuance_batch_writes_nothing_and_the_next_commits() {
     .unwrap();
     mandate_store::contract::a_failed_issuance_batch_writes_nothing(&store).await;
 }
+
+/// Two instances on one database: throttle takes never pass the limit between them.
+#[tokio::test]
+async fn racing_event_takes_across_instances() {
+    let url = mandate_store_pg::testing::fresh_database().await;
+    let a = mandate_store_pg::PgStore::open(&url, Default::default()).await.unwrap();
+    let b = mandate_store_pg::PgStore::open(&url, Default::default()).await.unwrap();
+    mandate_store::contract::racing_event_takes_across_instances(&a, &b).await;
+}

@@ -50,6 +50,35 @@ impl RateCounterStore for SqliteStore {
         sqlx::query("DELETE FROM rate_events WHERE throttle_key = ?").bind(key).execute(&self.pool).await?;
         Ok(())
     }
+
+    async fn take_event(&self, key: &str, now: UnixTime, window: i64, limit: u32) -> StoreResult<bool> {
+        // One statement: a write statement takes SQLite's write lock before it reads, so no other
+        // connection (or process on the same file) can insert between the count and the insert.
+        let done = sqlx::query(
+            "INSERT INTO rate_events (throttle_key, occurred_at)
+             SELECT ?, ? WHERE (SELECT COUNT(*) FROM rate_events WHERE throttle_key = ? AND occurred_at > ?) < ?",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(key)
+        .bind(now.saturating_sub(window))
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn return_event(&self, key: &str, at: UnixTime) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM rate_events WHERE rowid IN
+             (SELECT rowid FROM rate_events WHERE throttle_key = ? AND occurred_at = ? LIMIT 1)",
+        )
+        .bind(key)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -207,16 +236,17 @@ impl GrantStore for SqliteStore {
     /// even after it expired (until purged), so a late replay still revokes what it issued
     /// (RFC 6749 §4.1.2, RFC 9700 §4.5). An unused code that expired, or whose grant was revoked,
     /// is `Unknown`: the caller answers `invalid_grant` either way.
-    async fn redeem_code(&self, code_hash: &str, now: UnixTime) -> StoreResult<CodeRedemption> {
+    async fn redeem_code(&self, code_hash: &str, client_id: &str, now: UnixTime) -> StoreResult<CodeRedemption> {
         let redeemed = sqlx::query_as::<_, AuthorizationCodeRow>(
             "UPDATE authorization_codes SET used_at = ?
-             WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?
+             WHERE code_hash = ? AND client_id = ? AND used_at IS NULL AND expires_at > ?
                AND grant_id IN (SELECT grant_id FROM grants WHERE revoked_at IS NULL)
              RETURNING code_hash, grant_id, client_id, redirect_uri, code_challenge, nonce, created_at, expires_at,
                        used_at",
         )
         .bind(now)
         .bind(code_hash)
+        .bind(client_id)
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
@@ -225,9 +255,10 @@ impl GrantStore for SqliteStore {
         }
         let seen = sqlx::query_as::<_, AuthorizationCodeRow>(
             "SELECT code_hash, grant_id, client_id, redirect_uri, code_challenge, nonce, created_at, expires_at, used_at
-             FROM authorization_codes WHERE code_hash = ?",
+             FROM authorization_codes WHERE code_hash = ? AND client_id = ?",
         )
         .bind(code_hash)
+        .bind(client_id)
         .fetch_optional(&self.pool)
         .await?;
         Ok(match seen {
@@ -389,6 +420,20 @@ impl ConsentStore for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn forget_client_authorizations(&self, client_id: &str) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut gone = 0;
+        for statement in [
+            "DELETE FROM consents WHERE client_id = ?",
+            "DELETE FROM authorization_requests WHERE client_id = ?",
+            "DELETE FROM authorization_codes WHERE client_id = ? AND used_at IS NULL",
+        ] {
+            gone += sqlx::query(statement).bind(client_id).execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(gone)
     }
 }
 

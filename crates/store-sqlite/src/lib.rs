@@ -12,11 +12,11 @@ use mandate_store::{
     AuditStore, ClientStore, KeyStore, ResourceStore, RevocationStore, Store, StoreError, StoreResult, StoredKey,
     UserStore,
 };
-use sqlx::Sqlite;
 use sqlx::query::Query;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{ConnectOptions as _, Connection as _, Sqlite};
 
 /// The statement adding one client row, its values bound by `bind_client`. `put_client` appends an
 /// upsert; registration does not, so a self-registered client never takes over an existing one.
@@ -104,6 +104,10 @@ pub enum OpenError {
     Open(String, sqlx::Error),
     #[error("cannot apply migrations to SQLite database {0}: {1}")]
     Migrate(String, sqlx::migrate::MigrateError),
+    #[error("there is no SQLite database at {0}")]
+    Missing(String),
+    #[error("{0} is not a mandate database (it has no record of mandate's migrations)")]
+    NotMandate(String),
 }
 
 impl SqliteStore {
@@ -145,6 +149,46 @@ impl SqliteStore {
         self.issuances.close().await;
         self.pool.close().await;
     }
+
+    /// Opens the database at `url` only if it is already mandate's: the file exists and records
+    /// mandate's first migration. For the commands that must never create a database (an admin
+    /// command pointed at the wrong place would otherwise report on a fresh, empty one).
+    pub async fn open_existing(url: &str) -> Result<Self, OpenError> {
+        let file = database_file(url)?;
+        let shown = display(&file);
+        if !file.is_file() {
+            return Err(OpenError::Missing(shown));
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| OpenError::Url(url.to_owned(), e.to_string()))?
+            .create_if_missing(false)
+            .busy_timeout(Duration::from_secs(5));
+        let mut probe = options.connect().await.map_err(|e| OpenError::Open(shown.clone(), e))?;
+        let first = MIGRATOR.iter().next().map_or(1, |m| m.version);
+        let ours: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+        )
+        .fetch_one(&mut probe)
+        .await
+        .map_err(|e| OpenError::Open(shown.clone(), e))?;
+        let ours = ours
+            && sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = ?)")
+                .bind(first)
+                .fetch_one(&mut probe)
+                .await
+                .map_err(|e| OpenError::Open(shown.clone(), e))?;
+        probe.close().await.ok();
+        if !ours {
+            return Err(OpenError::NotMandate(shown));
+        }
+        Self::open(url).await
+    }
+}
+
+/// The file a `sqlite://` URL names, as given (relative paths are relative to the working directory).
+pub fn database_file(url: &str) -> Result<std::path::PathBuf, OpenError> {
+    let options = SqliteConnectOptions::from_str(url).map_err(|e| OpenError::Url(url.to_owned(), e.to_string()))?;
+    Ok(options.get_filename().to_path_buf())
 }
 
 fn display(path: &Path) -> String {

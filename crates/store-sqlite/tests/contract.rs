@@ -54,3 +54,13 @@ async fn a_failed_issuance_batch_writes_nothing_and_the_next_commits() {
     .unwrap();
     mandate_store::contract::a_failed_issuance_batch_writes_nothing(&store).await;
 }
+
+/// Two instances on one database: throttle takes never pass the limit between them.
+#[tokio::test]
+async fn racing_event_takes_across_instances() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let url = format!("sqlite://{}/mandate.db", dir.display());
+    let a = mandate_store_sqlite::SqliteStore::open(&url).await.unwrap();
+    let b = mandate_store_sqlite::SqliteStore::open(&url).await.unwrap();
+    mandate_store::contract::racing_event_takes_across_instances(&a, &b).await;
+}

@@ -23,9 +23,11 @@ macro_rules! contract_tests {
             resources_round_trip, users_round_trip, first_key_is_inserted_once, rotation_retires_and_publishes_until,
             revocations_are_idempotent_and_purged, audit_appends_in_order_and_finds_by_jti, ping_answers,
             public_client_redirects_round_trip, users_are_listed_by_name, rate_events_count_within_window,
+            events_are_taken_up_to_the_limit, racing_event_takes_never_pass_the_limit,
             authorization_request_is_taken_once, expired_authorization_request_is_gone, code_is_redeemed_once,
             racing_redemptions_have_one_winner, refresh_token_rotates_once, revoking_a_grant_revokes_its_tokens,
             withdrawing_consent_revokes_the_pairs_grants, consents_are_replaced_listed_and_deleted,
+            forgetting_a_clients_authorizations_spares_other_clients_and_used_codes,
             sessions_expire, purge_drops_only_expired_delegation_rows, private_key_jwt_clients_round_trip,
             jti_is_recorded_once, expired_jti_is_recorded_again, racing_jti_records_have_one_winner,
             purge_drops_expired_jtis, registered_clients_round_trip, registration_never_takes_over_a_client,
@@ -242,6 +244,34 @@ pub async fn rate_events_count_within_window(store: &dyn Store) {
     assert_eq!(store.recent_events("ip:192.0.2.1", 121, 60).await.unwrap(), 1, "clearing one key keeps the others");
 }
 
+pub async fn events_are_taken_up_to_the_limit(store: &dyn Store) {
+    for at in [100, 110, 120] {
+        assert!(store.take_event("user:alice", at, 60, 3).await.unwrap());
+    }
+    assert!(!store.take_event("user:alice", 130, 60, 3).await.unwrap(), "a fourth within the window");
+    assert_eq!(store.recent_events("user:alice", 130, 60).await.unwrap(), 3, "a refused take counts nothing");
+    assert!(store.take_event("user:bob", 130, 60, 3).await.unwrap(), "keys are counted apart");
+    store.return_event("user:alice", 110).await.unwrap();
+    assert_eq!(store.recent_events("user:alice", 130, 60).await.unwrap(), 2, "one given back");
+    assert!(store.take_event("user:alice", 130, 60, 3).await.unwrap());
+    assert!(store.take_event("user:alice", 161, 60, 3).await.unwrap(), "the event at 100 left the window");
+}
+
+pub async fn racing_event_takes_never_pass_the_limit(store: &dyn Store) {
+    racing_event_takes_across_instances(store, store).await;
+}
+
+/// 60 takes at once, half through each instance, with room for 20: exactly 20 succeed.
+pub async fn racing_event_takes_across_instances(a: &dyn Store, b: &dyn Store) {
+    let takes = (0..60).map(|i| {
+        let store = if i % 2 == 0 { a } else { b };
+        async move { store.take_event("ip:192.0.2.7", 1000, 900, 20).await.unwrap() }
+    });
+    let taken = futures_util::future::join_all(takes).await.into_iter().filter(|t| *t).count();
+    assert_eq!(taken, 20);
+    assert_eq!(a.recent_events("ip:192.0.2.7", 1000, 900).await.unwrap(), 20);
+}
+
 fn authorization_request(handle_hash: &str, expires_at: i64) -> AuthorizationRequest {
     AuthorizationRequest {
         handle_hash: handle_hash.into(),
@@ -356,18 +386,28 @@ pub async fn code_is_redeemed_once(store: &dyn Store) {
     let c = code("c1", "g1", 160);
     store.put_code(&c).await.unwrap();
     let used = AuthorizationCode { used_at: Some(110), ..c };
-    assert_eq!(store.redeem_code("c1", 110).await.unwrap(), CodeRedemption::Redeemed(used.clone()));
-    assert_eq!(store.redeem_code("c1", 120).await.unwrap(), CodeRedemption::AlreadyUsed(used.clone()));
+    assert_eq!(store.redeem_code("c1", "other-app", 110).await.unwrap(), CodeRedemption::Unknown, "not its client");
+    assert_eq!(store.redeem_code("c1", "desktop-app", 110).await.unwrap(), CodeRedemption::Redeemed(used.clone()));
     assert_eq!(
-        store.redeem_code("c1", 500).await.unwrap(),
+        store.redeem_code("c1", "other-app", 120).await.unwrap(),
+        CodeRedemption::Unknown,
+        "another client's reuse is not a reuse of this code"
+    );
+    assert_eq!(store.redeem_code("c1", "desktop-app", 120).await.unwrap(), CodeRedemption::AlreadyUsed(used.clone()));
+    assert_eq!(
+        store.redeem_code("c1", "desktop-app", 500).await.unwrap(),
         CodeRedemption::AlreadyUsed(used),
         "a replay after expiry is still reported, so what the code issued can be revoked"
     );
-    assert_eq!(store.redeem_code("unknown", 110).await.unwrap(), CodeRedemption::Unknown);
+    assert_eq!(store.redeem_code("unknown", "desktop-app", 110).await.unwrap(), CodeRedemption::Unknown);
 
     store.put_code(&code("c2", "g1", 160)).await.unwrap();
-    assert_eq!(store.redeem_code("c2", 160).await.unwrap(), CodeRedemption::Unknown, "expired at 160");
-    assert_eq!(store.redeem_code("c2", 161).await.unwrap(), CodeRedemption::Unknown, "an expired code stays unused");
+    assert_eq!(store.redeem_code("c2", "desktop-app", 160).await.unwrap(), CodeRedemption::Unknown, "expired at 160");
+    assert_eq!(
+        store.redeem_code("c2", "desktop-app", 161).await.unwrap(),
+        CodeRedemption::Unknown,
+        "an expired code stays unused"
+    );
 }
 
 pub async fn racing_redemptions_have_one_winner(store: &dyn Store) {
@@ -381,7 +421,8 @@ pub async fn racing_redemptions_across_instances(a: &dyn Store, b: &dyn Store) {
     for i in 0..16 {
         let hash = format!("code-{i}");
         a.put_code(&code(&hash, "g1", 1000)).await.unwrap();
-        let (first, second) = tokio::join!(a.redeem_code(&hash, 110), b.redeem_code(&hash, 110));
+        let (first, second) =
+            tokio::join!(a.redeem_code(&hash, "desktop-app", 110), b.redeem_code(&hash, "desktop-app", 110));
         let outcomes = [first.unwrap(), second.unwrap()];
         let redeemed = outcomes.iter().filter(|o| matches!(o, CodeRedemption::Redeemed(_))).count();
         let replayed = outcomes.iter().filter(|o| matches!(o, CodeRedemption::AlreadyUsed(_))).count();
@@ -445,7 +486,7 @@ pub async fn revoking_a_grant_revokes_its_tokens(store: &dyn Store) {
 
     assert_eq!(store.use_refresh_token("r1", 310).await.unwrap(), RefreshUse::Unknown);
     assert_eq!(store.use_refresh_token("r1-used", 310).await.unwrap(), RefreshUse::Unknown);
-    assert_eq!(store.redeem_code("c1", 310).await.unwrap(), CodeRedemption::Unknown);
+    assert_eq!(store.redeem_code("c1", "desktop-app", 310).await.unwrap(), CodeRedemption::Unknown);
     assert!(store.is_access_token_revoked("jti-1").await.unwrap());
     assert!(!store.is_access_token_revoked("jti-2").await.unwrap(), "another grant's token");
     assert!(!store.is_access_token_revoked("jti-unknown").await.unwrap());
@@ -503,6 +544,28 @@ pub async fn consents_are_replaced_listed_and_deleted(store: &dyn Store) {
     assert!(store.list_consents("carol").await.unwrap().is_empty());
 }
 
+pub async fn forgetting_a_clients_authorizations_spares_other_clients_and_used_codes(store: &dyn Store) {
+    let mcp = "https://mcp.example/mcp";
+    store.put_consent(&consent("alice", "desktop-app", mcp, "tools:read", 10)).await.unwrap();
+    store.put_consent(&consent("alice", "other", mcp, "tools:read", 10)).await.unwrap();
+    store.put_authorization_request(&authorization_request("waiting", 1_000)).await.unwrap();
+    store.put_grant(&grant("g1", "alice", "desktop-app")).await.unwrap();
+    store.put_code(&code("fresh", "g1", 1_000)).await.unwrap();
+    store.put_code(&code("redeemed", "g1", 1_000)).await.unwrap();
+    assert!(matches!(store.redeem_code("redeemed", "desktop-app", 110).await.unwrap(), CodeRedemption::Redeemed(_)));
+
+    assert_eq!(store.forget_client_authorizations("desktop-app").await.unwrap(), 3);
+    assert_eq!(store.get_consent("alice", "desktop-app", mcp).await.unwrap(), None);
+    assert!(store.get_consent("alice", "other", mcp).await.unwrap().is_some(), "another client's consent stays");
+    assert_eq!(store.get_authorization_request("waiting", 100).await.unwrap(), None);
+    assert_eq!(store.redeem_code("fresh", "desktop-app", 120).await.unwrap(), CodeRedemption::Unknown);
+    assert!(
+        matches!(store.redeem_code("redeemed", "desktop-app", 120).await.unwrap(), CodeRedemption::AlreadyUsed(_)),
+        "a used code stays, so its reuse is still detected"
+    );
+    assert_eq!(store.forget_client_authorizations("desktop-app").await.unwrap(), 0);
+}
+
 pub async fn sessions_expire(store: &dyn Store) {
     let s = BrowserSession { session_hash: "s1".into(), username: "alice".into(), auth_time: 100, expires_at: 500 };
     store.put_session(&s).await.unwrap();
@@ -545,7 +608,7 @@ pub async fn purge_drops_only_expired_delegation_rows(store: &dyn Store) {
     assert_eq!(store.get_session("s-old", 1).await.unwrap(), None);
     assert!(store.get_session("s-new", 1).await.unwrap().is_some());
     assert_eq!(store.recent_events("user:alice", now, 200_000).await.unwrap(), 1);
-    assert!(matches!(store.redeem_code("c-new", now).await.unwrap(), CodeRedemption::Redeemed(_)));
+    assert!(matches!(store.redeem_code("c-new", "desktop-app", now).await.unwrap(), CodeRedemption::Redeemed(_)));
     assert!(store.get_grant("g1").await.unwrap().is_some(), "grants outlive their tokens");
     store.revoke_grant("g1", now).await.unwrap();
     assert!(!store.is_access_token_revoked("jti-old").await.unwrap(), "its record was purged");

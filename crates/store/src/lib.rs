@@ -56,6 +56,14 @@ pub trait RateCounterStore: Send + Sync {
     async fn recent_events(&self, key: &str, now: UnixTime, window: i64) -> StoreResult<u32>;
     /// Forgets the events of `key` (a successful sign-in clears its account's failures).
     async fn clear_events(&self, key: &str) -> StoreResult<()>;
+    /// Counts an event only while fewer than `limit` are within the last `window` seconds, as one
+    /// atomic step across every instance: of racing callers with room for k more, exactly k get
+    /// `true`. Taken before the work it limits (a password check, a registration), so a burst of
+    /// concurrent requests cannot all slip past a check made before any of them was counted.
+    async fn take_event(&self, key: &str, now: UnixTime, window: i64, limit: u32) -> StoreResult<bool>;
+    /// Gives back one event of `key` counted at `at` (an attempt that turned out not to count,
+    /// such as a sign-in with the right password).
+    async fn return_event(&self, key: &str, at: UnixTime) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -86,8 +94,10 @@ pub trait GrantStore: Send + Sync {
     async fn revoke_grants_of(&self, username: &str, client_id: &str, now: UnixTime) -> StoreResult<u64>;
 
     async fn put_code(&self, code: &AuthorizationCode) -> StoreResult<()>;
-    /// Consumes the code in one atomic statement (`UPDATE … WHERE used_at IS NULL`).
-    async fn redeem_code(&self, code_hash: &str, now: UnixTime) -> StoreResult<CodeRedemption>;
+    /// Consumes the code in one atomic statement (`UPDATE … WHERE used_at IS NULL`), only for the
+    /// client it was issued to: for any other client the code is `Unknown` and stays as it was, so
+    /// a wrong client can neither use it up nor trigger the revocation of a reused code.
+    async fn redeem_code(&self, code_hash: &str, client_id: &str, now: UnixTime) -> StoreResult<CodeRedemption>;
 
     async fn put_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
     /// Marks the token used in one atomic statement; reports whether this call did.
@@ -114,6 +124,10 @@ pub trait ConsentStore: Send + Sync {
     async fn put_consent(&self, consent: &Consent) -> StoreResult<()>;
     async fn list_consents(&self, username: &str) -> StoreResult<Vec<Consent>>;
     async fn delete_consent(&self, username: &str, client_id: &str, resources: &str) -> StoreResult<bool>;
+    /// The client's redirect URIs changed: every remembered consent, waiting authorization request
+    /// and unredeemed code of the client goes, in one transaction, so nothing decided for the old
+    /// redirect URIs reaches the new ones. Returns how many rows went.
+    async fn forget_client_authorizations(&self, client_id: &str) -> StoreResult<u64>;
 }
 
 #[async_trait]

@@ -28,6 +28,23 @@ struct Counters {
     hits: Mutex<HashMap<String, usize>>,
     healthy: AtomicBool,
     version: AtomicUsize,
+    /// What `/switchable` answers: a [`Mode`].
+    mode: AtomicUsize,
+}
+
+/// What `/switchable` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `{"version": n}`, JSON, `max-age=0` (cached for the policy's `min_ttl`).
+    Healthy = 0,
+    /// An HTML error page with status 200.
+    Html = 1,
+    /// A redirect.
+    Redirect = 2,
+    /// JSON headers, then a body that trickles forever.
+    SlowBody = 3,
+    /// More than the size cap.
+    Huge = 4,
 }
 
 pub struct TestServer {
@@ -54,6 +71,7 @@ impl TestServer {
             .route("/cache-control/{value}", get(cache_control))
             .route("/flaky", get(flaky))
             .route("/versioned", get(versioned))
+            .route("/switchable", get(switchable))
             .layer(middleware::from_fn_with_state(Arc::clone(&counters), count))
             .with_state(Arc::clone(&counters));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -79,6 +97,11 @@ impl TestServer {
     /// `/flaky` answers 500 until this is called, 200 after.
     pub fn heal(&self) {
         self.counters.healthy.store(true, Ordering::SeqCst);
+    }
+
+    /// What `/switchable` answers from now on.
+    pub fn set_mode(&self, mode: Mode) {
+        self.counters.mode.store(mode as usize, Ordering::SeqCst);
     }
 
     /// `/versioned` answers `{"version": n}` with n bumped here.
@@ -178,6 +201,21 @@ async fn versioned(State(counters): State<Arc<Counters>>) -> Response {
         format!(r#"{{"version":{version}}}"#),
     )
         .into_response()
+}
+
+async fn switchable(State(counters): State<Arc<Counters>>) -> Response {
+    let version = counters.version.load(Ordering::SeqCst);
+    match counters.mode.load(Ordering::SeqCst) {
+        0 => (
+            [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "max-age=0")],
+            format!(r#"{{"version":{version}}}"#),
+        )
+            .into_response(),
+        1 => html().await,
+        2 => redirect().await,
+        3 => slow_body().await,
+        _ => chunked(Path(1024 * 1024)).await,
+    }
 }
 
 /// A TCP listener that accepts and drops connections, counting them: proof that a refused

@@ -72,10 +72,14 @@ pub async fn check(
         None => return Err(Refusal::Page(OAuthError::invalid_request("parameter redirect_uri is required"))),
     };
     let client_state = form.get("state").map(str::to_owned);
-    let back = |error: OAuthError| Refusal::Redirect {
-        redirect_uri: redirect_uri.clone(),
-        state: client_state.clone(),
-        error,
+    // RFC 9700 §4.11.2: anyone can register a redirect URI, so sending a self-registered client's
+    // errors there before the person has seen anything would make this server an open redirector.
+    let self_described = crate::clients::unattended::is_self_described(&client.client_id);
+    let back = |error: OAuthError| {
+        if self_described {
+            return Refusal::Page(error);
+        }
+        Refusal::Redirect { redirect_uri: redirect_uri.clone(), state: client_state.clone(), error }
     };
     if client_state.as_ref().is_some_and(|s| s.len() > MAX_STATE) {
         return Err(Refusal::Page(OAuthError::invalid_request(format!("state is longer than {MAX_STATE} characters"))));
@@ -178,6 +182,10 @@ async fn check_resources(
     form: &OAuthForm,
 ) -> Result<Vec<mandate_core::Resource>, OAuthError> {
     let raw = form.all("resource");
+    if raw.is_empty() && asks_only_for_identity(form) {
+        // OpenID Connect sign-in: no resource, so the access token is only for UserInfo.
+        return Ok(Vec::new());
+    }
     if raw.is_empty() {
         return Err(OAuthError::invalid_target(
             "the resource parameter is required (RFC 8707): name the protected resource (MCP server) to authorize",
@@ -201,6 +209,14 @@ async fn check_resources(
     }
     resources.sort_by(|a, b| a.uri.as_str().cmp(b.uri.as_str()));
     Ok(resources)
+}
+
+/// A plain OpenID Connect sign-in ("Sign in with mandate", the enterprise SSO step before an
+/// ID-JAG): `openid` and only OpenID Connect scopes, so RFC 8707's `resource` is not needed.
+fn asks_only_for_identity(form: &OAuthForm) -> bool {
+    let Some(Ok(requested)) = form.get("scope").map(ScopeSet::parse) else { return false };
+    let identity = ScopeSet::from_tokens(oidc::SCOPES).unwrap_or_default();
+    requested.contains(oidc::OPENID) && requested.difference(&identity).is_empty()
 }
 
 /// What the client may ask for on these resources: its scopes that the resources offer, and the

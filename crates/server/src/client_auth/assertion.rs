@@ -61,8 +61,8 @@ async fn keys_of(state: &AppState, client: &Client, refetch: bool) -> Result<Jwk
         state.fetcher.get_cached(uri, accept).await
     };
     let fetched = fetched.map_err(|e| {
-        tracing::info!(client_id = %client.client_id, error = %e, "fetching jwks_uri failed");
-        OAuthError::invalid_client(format!("this client's jwks_uri could not be used: {e}"))
+        tracing::info!(client_id = ?client.client_id, error = ?e.to_string(), "fetching jwks_uri failed");
+        OAuthError::invalid_client(format!("this client's jwks_uri could not be used: {}", e.public_message()))
     })?;
     let text = std::str::from_utf8(&fetched.body)
         .map_err(|_| OAuthError::invalid_client("this client's jwks_uri did not return UTF-8 JSON"))?;

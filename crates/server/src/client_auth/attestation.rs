@@ -169,7 +169,7 @@ async fn verify_with_attesters(state: &AppState, jwt: &str, now: UnixTime) -> Re
         other => other,
     };
     result.map_err(|e| {
-        tracing::info!(error = %e, "client attestation refused");
+        tracing::info!(error = ?e.to_string(), "client attestation refused");
         OAuthError::from(e)
     })
 }

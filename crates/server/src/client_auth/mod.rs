@@ -205,11 +205,9 @@ pub async fn verify(state: &AppState, creds: &PresentedCredentials) -> Result<Au
         TokenEndpointAuthMethod::AttestJwtClientAuth => true,
         TokenEndpointAuthMethod::PrivateKeyJwt => {
             if client.token_endpoint_auth_method != TokenEndpointAuthMethod::PrivateKeyJwt {
-                return Err(OAuthError::invalid_client(format!(
-                    "this client is registered for {}, not private_key_jwt",
-                    client.token_endpoint_auth_method
-                ))
-                .into());
+                // The same answer as for an unknown client: nothing proven yet, nothing revealed.
+                tracing::info!(client_id = ?client.client_id, method = %client.token_endpoint_auth_method, "client assertion for a client registered for another method");
+                return Err(OAuthError::invalid_client(FAILED).into());
             }
             let jwt = creds.assertion.as_deref().unwrap_or_default();
             assertion::verify(state, &client, jwt).await?;

@@ -209,6 +209,17 @@ impl ClientMetadata {
             if grant == GrantType::JwtBearer && method == TokenEndpointAuthMethod::None {
                 return Err(bad("the JWT bearer grant needs an authenticated client (private_key_jwt)"));
             }
+            // Grants with nobody's consent: only as the unattended policy allows. A metadata
+            // document serves many servers, so its other grants stay usable here.
+            if matches!(grant, GrantType::ClientCredentials | GrantType::JwtBearer) && !policy.unattended.allows(grant)
+            {
+                if origin == Origin::MetadataDocument {
+                    continue;
+                }
+                return Err(bad(format!(
+                    "grant type {g:?} acts with nobody's consent and is not offered to self-registered clients (an administrator can allow it with registration.unattended_grant_types)"
+                )));
+            }
             if !grant_types.contains(&grant) {
                 grant_types.push(grant);
             }

@@ -30,8 +30,8 @@ pub async fn resolve(state: &AppState, url: &str) -> Result<Client, OAuthError> 
         return Err(refused(format!("{host} is not allowed to register by URL here")));
     }
     let fetched = state.metadata_fetcher.get_cached(url, mandate_fetch::Accept::json()).await.map_err(|e| {
-        tracing::info!(client_id = url, error = %e, "client ID metadata document fetch failed");
-        refused(e)
+        tracing::info!(client_id = ?url, error = ?e.to_string(), "client ID metadata document fetch failed");
+        refused(e.public_message())
     })?;
     let doc: ClientMetadata =
         serde_json::from_slice(&fetched.body).map_err(|e| refused(format!("it is not valid ({e})")))?;

@@ -7,6 +7,7 @@ pub mod document;
 pub mod logo;
 pub mod metadata;
 pub mod pushed;
+pub mod unattended;
 
 use mandate_core::{Client, OAuthError};
 use mandate_store::AuthorizationRequest;

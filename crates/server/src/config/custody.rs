@@ -31,6 +31,19 @@ pub struct RawTrustedIssuer {
     pub issuer: String,
     pub jwks: Option<serde_json::Value>,
     pub jwks_uri: Option<String>,
+    /// Whose namespace the issuer's `sub` is in: `qualified` (default), `local` or `mapped`.
+    pub subjects: Option<String>,
+    /// The issuer's `sub` → a person of this server; consulted first, whatever `subjects` says.
+    pub subject_map: BTreeMap<String, String>,
+    /// The issuer's client ids → this server's: how a subject token's `client_id`/`azp` and
+    /// `may_act` name a local client. Unlisted ids name nobody here.
+    pub client_ids: BTreeMap<String, String>,
+    /// The longest an assertion or subject token of this issuer may still be valid; default 5m.
+    pub max_lifetime: Option<String>,
+    /// Whether a JWT without `typ` is taken as an identity-chaining grant; default false.
+    pub untyped_grants: bool,
+    /// Whether its access tokens (`typ: at+jwt`) are accepted as subject tokens; default false.
+    pub accept_access_tokens: bool,
 }
 
 /// An authorization server mandate issues identity assertion grants (ID-JAG) and JWT
@@ -50,11 +63,40 @@ pub enum IssuerKeys {
     Uri(String),
 }
 
+/// Whose namespace a trusted issuer's `sub` is in (after `subject_map`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectNamespace {
+    /// The issuer's own: its `sub` X becomes `<issuer>#X` here, never one of this server's people.
+    Qualified,
+    /// This server's: the issuer names this server's people (an enterprise identity provider
+    /// they sign in with); the person must exist here and not be disabled.
+    Local,
+    /// Only the subjects `subject_map` lists are accepted.
+    Mapped,
+}
+
 #[derive(Debug, Clone)]
 pub struct TrustedIssuer {
     pub issuer: String,
     pub keys: IssuerKeys,
+    pub subjects: SubjectNamespace,
+    pub subject_map: BTreeMap<String, String>,
+    pub client_ids: BTreeMap<String, String>,
+    /// Seconds.
+    pub max_lifetime: i64,
+    pub untyped_grants: bool,
+    pub accept_access_tokens: bool,
 }
+
+impl TrustedIssuer {
+    /// The local client a client id of this issuer names, if the mapping lists it.
+    pub fn local_client(&self, foreign: &str) -> Option<&str> {
+        self.client_ids.get(foreign).map(String::as_str)
+    }
+}
+
+/// The default `max_lifetime` of a trusted issuer's assertions and subject tokens.
+pub const DEFAULT_MAX_LIFETIME: &str = "5m";
 
 #[derive(Debug, Clone)]
 pub struct ChainingTarget {
@@ -164,7 +206,47 @@ pub fn check_custody(
                     IssuerKeys::Uri(uri.clone())
                 }
             };
-            Ok(TrustedIssuer { issuer: t.issuer.clone(), keys })
+            let subjects = match t.subjects.as_deref().unwrap_or("qualified") {
+                "qualified" => SubjectNamespace::Qualified,
+                "local" => SubjectNamespace::Local,
+                "mapped" => SubjectNamespace::Mapped,
+                other => {
+                    return Err(invalid(key("subjects"), format!("{other:?} is not qualified, local or mapped")));
+                }
+            };
+            for (foreign, local) in &t.subject_map {
+                if foreign.is_empty() || local.trim().is_empty() {
+                    return Err(invalid(key("subject_map"), "subjects and usernames must not be empty"));
+                }
+            }
+            if subjects == SubjectNamespace::Mapped && t.subject_map.is_empty() {
+                return Err(invalid(key("subject_map"), "subjects = \"mapped\" needs at least one mapped subject"));
+            }
+            for (foreign, local) in &t.client_ids {
+                if !client_ids.contains(local) {
+                    return Err(invalid(
+                        key("client_ids"),
+                        format!("{local:?} (for the issuer's {foreign:?}) is not a [[clients]] entry"),
+                    ));
+                }
+            }
+            let max_lifetime = super::duration(
+                &key("max_lifetime"),
+                t.max_lifetime.as_deref().unwrap_or(DEFAULT_MAX_LIFETIME),
+                std::time::Duration::from_secs(10),
+                std::time::Duration::from_secs(24 * 3600),
+            )?
+            .as_secs() as i64;
+            Ok(TrustedIssuer {
+                issuer: t.issuer.clone(),
+                keys,
+                subjects,
+                subject_map: t.subject_map.clone(),
+                client_ids: t.client_ids.clone(),
+                max_lifetime,
+                untyped_grants: t.untyped_grants,
+                accept_access_tokens: t.accept_access_tokens,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut seen = BTreeSet::new();
@@ -195,4 +277,51 @@ pub fn check_custody(
         trusted_issuers,
         chaining_targets,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::from_toml;
+    use super::SubjectNamespace;
+
+    const AGENT: &str =
+        "[[clients]]\nclient_id = \"agent\"\nclient_secret = \"agent-secret-0123456789abcdefghijklmnopq\"\n";
+    const JWKS: &str = r#"{ keys = [{ kty = "EC", crv = "P-256", x = "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", y = "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM" }] }"#;
+
+    fn issuer(extra: &str) -> String {
+        format!("{AGENT}[[trusted_issuers]]\nissuer = \"https://idp.example\"\njwks = {JWKS}\n{extra}\n")
+    }
+
+    #[test]
+    fn trusted_issuer_namespaces_and_bounds_name_the_offending_key() {
+        for (extra, key) in [
+            ("subjects = \"shared\"", "trusted_issuers[0].subjects"),
+            ("subjects = \"mapped\"", "trusted_issuers[0].subject_map"),
+            ("subject_map = { \"x\" = \"\" }", "trusted_issuers[0].subject_map"),
+            ("client_ids = { \"theirs\" = \"ghost\" }", "trusted_issuers[0].client_ids"),
+            ("max_lifetime = \"1s\"", "trusted_issuers[0].max_lifetime"),
+            ("max_lifetime = \"30d\"", "trusted_issuers[0].max_lifetime"),
+            ("max_lifetime = \"soon\"", "trusted_issuers[0].max_lifetime"),
+        ] {
+            let e = from_toml(&issuer(extra)).unwrap_err().to_string();
+            assert!(e.starts_with(key), "{extra}: {e}");
+        }
+        let defaults = from_toml(&issuer("")).unwrap();
+        let t = defaults.custody.trusted_issuer("https://idp.example").unwrap();
+        assert_eq!(
+            (t.subjects, t.max_lifetime, t.untyped_grants, t.accept_access_tokens),
+            (SubjectNamespace::Qualified, 300, false, false)
+        );
+        let set = from_toml(&issuer(
+            "subjects = \"mapped\"\nsubject_map = { \"00u1\" = \"alice\" }\nclient_ids = { \"theirs\" = \"agent\" }\n\
+             max_lifetime = \"1h\"\nuntyped_grants = true\naccept_access_tokens = true",
+        ))
+        .unwrap();
+        let t = set.custody.trusted_issuer("https://idp.example").unwrap();
+        assert_eq!(
+            (t.subjects, t.max_lifetime, t.local_client("theirs"), t.local_client("agent")),
+            (SubjectNamespace::Mapped, 3600, Some("agent"), None)
+        );
+        assert!(t.untyped_grants && t.accept_access_tokens);
+    }
 }

@@ -31,6 +31,7 @@ pub struct RawConfig {
     pub database: String,
     /// `text` (default) or `json` log lines.
     pub log_format: String,
+    pub server: RawServer,
     pub tokens: RawTokens,
     pub keys: RawKeys,
     pub login: RawLogin,
@@ -51,6 +52,14 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     /// How long audit and lineage rows are kept.
     pub audit: RawAudit,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    /// Reverse proxies (CIDR ranges) whose `Forwarded` / `X-Forwarded-For` headers name the
+    /// client; empty: those headers are ignored and the connection's peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -189,6 +198,13 @@ pub struct RawRegistration {
     /// Publishers whose software statements (RFC 7591 §2.3) are trusted: a registration carrying
     /// one gets the metadata it signs and a verified name.
     pub software_publishers: Vec<RawSoftwarePublisher>,
+    /// Grants with no person behind them (`client_credentials`, the JWT bearer grant) that clients
+    /// which describe themselves (dynamic registration, metadata documents) may use; default none.
+    pub unattended_grant_types: Vec<String>,
+    /// The resources those grants may reach; required with `unattended_grant_types`.
+    pub unattended_resources: Vec<String>,
+    /// The scopes those grants may carry; required with `unattended_grant_types`.
+    pub unattended_scopes: Vec<String>,
 }
 
 /// `[[registration.software_publishers]]`.
@@ -222,6 +238,9 @@ impl Default for RawRegistration {
             pushed: false,
             pushed_scopes: None,
             pushed_resources: None,
+            unattended_grant_types: Vec::new(),
+            unattended_resources: Vec::new(),
+            unattended_scopes: Vec::new(),
         }
     }
 }
@@ -278,6 +297,24 @@ pub struct RegistrationSettings {
     pub pushed_scopes: Option<ScopeSet>,
     /// ... on these resources (`None`: every registered resource).
     pub pushed_resources: Option<Vec<ResourceUri>>,
+    /// What self-registered and metadata-document clients may get with no person behind the
+    /// grant; nothing unless configured.
+    pub unattended: UnattendedPolicy,
+}
+
+/// `registration.unattended_*`: the grants without a person (`client_credentials`, JWT bearer)
+/// that clients nobody configured may use, and on which resources and scopes.
+#[derive(Debug, Clone, Default)]
+pub struct UnattendedPolicy {
+    pub grant_types: Vec<GrantType>,
+    pub resources: Vec<ResourceUri>,
+    pub scopes: ScopeSet,
+}
+
+impl UnattendedPolicy {
+    pub fn allows(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
 }
 
 impl RegistrationSettings {
@@ -359,12 +396,18 @@ impl DatabaseUrl {
     pub fn redacted(&self) -> String {
         match self {
             Self::Sqlite(u) => u.clone(),
+            // Neither the password nor a query, which may carry `password=` too.
             Self::Postgres(u) => match url::Url::parse(u) {
-                Ok(mut parsed) if parsed.password().is_some() => {
-                    let _ = parsed.set_password(Some("***"));
+                Ok(mut parsed) => {
+                    if parsed.password().is_some() {
+                        let _ = parsed.set_password(Some("***"));
+                    }
+                    if parsed.query().is_some() {
+                        parsed.set_query(Some("***"));
+                    }
                     parsed.to_string()
                 }
-                _ => u.clone(),
+                Err(_) => "postgres://(unparsable URL, not shown)".into(),
             },
         }
     }
@@ -420,6 +463,8 @@ pub struct Settings {
     pub admin_clients: BTreeSet<String>,
     /// `[audit] retention`: `None` keeps audit and lineage rows forever.
     pub audit_retention: Option<Duration>,
+    /// `[server] trusted_proxies`: whose forwarding headers name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Non-fatal remarks to log at start (e.g. short secrets).
     pub warnings: Vec<String>,
 }
@@ -440,6 +485,10 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_DATABASE: &str = "sqlite://mandate-data/mandate.db";
 
 /// Reads the file (if any) and the `MANDATE_*` environment, then checks the result.
+///
+/// `MANDATE_CONFIG` (the file's path), `MANDATE_AGENT_*` and `MANDATE_GATEWAY_*` belong to other
+/// commands of the binary and are skipped, so one environment can hold every command's settings;
+/// any other `MANDATE_*` variable must name a key, so a misspelt one still stops the start.
 pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
     if let Some(path) = path {
@@ -448,7 +497,17 @@ pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
         }
         figment = figment.merge(Toml::file_exact(path));
     }
-    figment = figment.merge(Env::prefixed("MANDATE_").split("__"));
+    let known: BTreeSet<String> = match serde_json::to_value(RawConfig::default()) {
+        Ok(serde_json::Value::Object(keys)) => keys.into_iter().map(|(k, _)| k).collect(),
+        _ => BTreeSet::new(),
+    };
+    let env = Env::prefixed("MANDATE_").filter(move |key| {
+        let key = key.as_str().to_ascii_lowercase();
+        let top = key.split("__").next().unwrap_or_default();
+        let elsewhere = top == "config" || top.starts_with("agent_") || top.starts_with("gateway_");
+        known.contains(top) || !elsewhere
+    });
+    figment = figment.merge(env.split("__"));
     let raw: RawConfig = figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
     check(raw)
 }
@@ -637,6 +696,18 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
         scope_descriptions.insert(resource.uri.to_string(), raw_resource.scope_descriptions.clone());
     }
 
+    let trusted_proxies = raw
+        .server
+        .trusted_proxies
+        .iter()
+        .map(|n| {
+            // A bare address is a one-address range.
+            n.parse::<ipnet::IpNet>().or_else(|_| n.parse::<IpAddr>().map(ipnet::IpNet::from)).map_err(|_| {
+                invalid("server.trusted_proxies", format!("{n:?} is not an address or CIDR range like \"10.0.0.0/8\""))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
     Ok(Settings {
         issuer,
         listen,
@@ -660,6 +731,7 @@ pub fn check(raw: RawConfig) -> Result<Settings, ConfigError> {
         custody,
         admin_clients,
         audit_retention,
+        trusted_proxies,
         warnings,
     })
 }
@@ -710,6 +782,55 @@ fn check_attestation(
         .map(|v| duration("attestation.max_age", v, Duration::from_secs(60), Duration::from_secs(400 * 24 * 3600)))
         .transpose()?;
     Ok(AttestationSettings { attesters, require_challenge: settings.require_challenge, max_age })
+}
+
+/// `registration.unattended_*`: grants without a person for clients nobody configured, bounded by
+/// resources and scopes named explicitly (no "everything" default).
+fn check_unattended(
+    raw: &RawRegistration,
+    resources: &[mandate_core::Resource],
+) -> Result<UnattendedPolicy, ConfigError> {
+    const KEY: &str = "registration.unattended_grant_types";
+    let mut grant_types = Vec::new();
+    for g in &raw.unattended_grant_types {
+        let grant: GrantType =
+            g.parse().map_err(|e: mandate_core::client::UnknownGrantType| invalid(KEY, e.to_string()))?;
+        if !matches!(grant, GrantType::ClientCredentials | GrantType::JwtBearer) {
+            return Err(invalid(
+                KEY,
+                format!(
+                    "{g:?} is not a grant without a person; list client_credentials or urn:ietf:params:oauth:grant-type:jwt-bearer"
+                ),
+            ));
+        }
+        if !grant_types.contains(&grant) {
+            grant_types.push(grant);
+        }
+    }
+    let named_resources = crate::clients::metadata::parse_resources(&raw.unattended_resources)
+        .map_err(|e| invalid("registration.unattended_resources", e))?;
+    let mut offered = ScopeSet::default();
+    for uri in &named_resources {
+        let resource = resources.iter().find(|r| &r.uri == uri).ok_or_else(|| {
+            invalid("registration.unattended_resources", format!("{uri} is not a registered resource"))
+        })?;
+        offered = offered.union(&resource.scopes);
+    }
+    let scope_set = scopes("registration.unattended_scopes", &raw.unattended_scopes)?;
+    let unknown = scope_set.difference(&offered);
+    if !unknown.is_empty() {
+        return Err(invalid(
+            "registration.unattended_scopes",
+            format!("no resource in registration.unattended_resources offers {unknown}"),
+        ));
+    }
+    if !grant_types.is_empty() && (named_resources.is_empty() || scope_set.is_empty()) {
+        return Err(invalid(
+            KEY,
+            "name the resources and scopes these grants may reach in registration.unattended_resources and registration.unattended_scopes",
+        ));
+    }
+    Ok(UnattendedPolicy { grant_types, resources: named_resources, scopes: scope_set })
 }
 
 fn check_registration(
@@ -764,6 +885,7 @@ fn check_registration(
     let pushed_scopes = pushed_scopes.or_else(|| metadata_scopes.clone());
     let pushed_resources =
         resource_policy("registration.pushed_resources", &raw.pushed_resources)?.or_else(|| metadata_resources.clone());
+    let unattended = check_unattended(raw, resources)?;
     let initial_access_token = raw
         .initial_access_token_hash
         .as_deref()
@@ -797,6 +919,7 @@ fn check_registration(
         pushed: raw.pushed,
         pushed_scopes,
         pushed_resources,
+        unattended,
     })
 }
 
@@ -866,6 +989,15 @@ fn check_clients(
                 return Err(invalid(
                     key("client_id"),
                     "URL client ids are client ID metadata documents, fetched on demand; pick a plain id",
+                ));
+            }
+            if c.client_id.starts_with(crate::endpoints::register::CLIENT_ID_PREFIX) {
+                return Err(invalid(
+                    key("client_id"),
+                    format!(
+                        "ids starting with {:?} are those dynamic registration makes; pick another id",
+                        crate::endpoints::register::CLIENT_ID_PREFIX
+                    ),
                 ));
             }
             if crate::clients::pushed::is_pushed_client_id(&c.client_id) {
@@ -1110,6 +1242,16 @@ fn check_users(raw: &[RawUser]) -> Result<Vec<SeedUser>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacted_database_urls_show_no_password() {
+        let url = DatabaseUrl::Postgres(
+            "postgres://mandate:hunter2@db.internal/mandate?password=hunter3&sslmode=require".into(),
+        );
+        let shown = url.redacted();
+        assert!(!shown.contains("hunter2") && !shown.contains("hunter3"), "{shown}");
+        assert!(shown.starts_with("postgres://mandate:***@db.internal/mandate"), "{shown}");
+    }
 
     fn err(text: &str) -> String {
         from_toml(text).unwrap_err().to_string()

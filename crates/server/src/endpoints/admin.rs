@@ -1,5 +1,5 @@
-//! The admin API: a token's lineage as JSON, a person's tokens, and the kill switch for a chain.
-//! Callers are
+//! The admin API: a token's lineage as JSON, a person's tokens, and the kill switches: a token's
+//! chain, a grant (by id), every grant of a person for a client. Callers are
 //! confidential clients listed in `[admin] clients`, authenticated as at the token endpoint
 //! (HTTP Basic, or `private_key_jwt` in a form body on POST).
 
@@ -13,6 +13,7 @@ use super::no_store_json;
 use crate::client_auth;
 use crate::error::Failure;
 use crate::form::OAuthForm;
+use crate::lineage::{GrantRevocation, GrantsOf, Revocation};
 use crate::state::AppState;
 
 async fn admin(state: &AppState, headers: &HeaderMap, form: &OAuthForm) -> Result<String, Failure> {
@@ -28,7 +29,11 @@ async fn admin(state: &AppState, headers: &HeaderMap, form: &OAuthForm) -> Resul
 }
 
 fn unknown(jti: &str) -> Response {
-    let body = json!({ "error": "not_found", "error_description": format!("no token with jti {jti} is on record") });
+    not_found(format!("no token with jti {jti} is on record"))
+}
+
+fn not_found(description: String) -> Response {
+    let body = json!({ "error": "not_found", "error_description": description });
     let mut response = no_store_json(body);
     *response.status_mut() = StatusCode::NOT_FOUND;
     response
@@ -47,19 +52,61 @@ pub async fn lineage(
     })
 }
 
-/// `POST /admin/lineage/{jti}/revoke`.
+/// `POST /admin/lineage/{id}/revoke`: a token's jti revokes it and everything exchanged from it;
+/// a grant id (as the lineage shows it) revokes the grant, so its refresh tokens stop working too.
 pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(jti): Path<String>,
+    Path(id): Path<String>,
     form: Result<OAuthForm, Failure>,
 ) -> Result<Response, Failure> {
     let form = form.unwrap_or_default();
     let caller = admin(&state, &headers, &form).await?;
     let by = format!("admin client {caller}");
-    Ok(match crate::lineage::revoke_subtree(state.store.as_ref(), &jti, &by, state.now()).await? {
-        Some(affected) => no_store_json(json!({ "jti": jti, "revoked": true, "live_tokens_revoked": affected })),
-        None => unknown(&jti),
+    Ok(match crate::lineage::revoke(state.store.as_ref(), &id, &by, state.now()).await? {
+        Some(Revocation::Subtree { jti, live_tokens_revoked, live_grant }) => no_store_json(json!({
+            "jti": jti,
+            "revoked": true,
+            "live_tokens_revoked": live_tokens_revoked,
+            // The chain's grant is untouched: its client can still refresh until it is revoked.
+            "live_grant_id": live_grant.map(|g| g.grant_id),
+        })),
+        Some(Revocation::Grant(grant)) => grant_revoked(&grant),
+        None => not_found(format!("no token with jti {id} and no grant with id {id} is on record")),
+    })
+}
+
+fn grant_revoked(grant: &GrantRevocation) -> Response {
+    no_store_json(json!({
+        "grant_id": grant.grant_id,
+        "username": grant.username,
+        "client_id": grant.client_id,
+        "revoked": true,
+        "was_live": grant.was_live,
+    }))
+}
+
+/// `POST /admin/grants/revoke` with `username` and `client` in the form: every grant the person
+/// gave that client, with its refresh tokens and everything issued from it. (`client`, not
+/// `client_id`: that field authenticates the admin client.)
+pub async fn revoke_grants(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<OAuthForm, Failure>,
+) -> Result<Response, Failure> {
+    let form = form?;
+    let caller = admin(&state, &headers, &form).await?;
+    let field = |name: &str| {
+        form.get(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| OAuthError::invalid_request(format!("parameter {name} is required")))
+    };
+    let (username, client) = (field("username")?, field("client")?);
+    let by = format!("admin client {caller}");
+    Ok(match crate::lineage::revoke_grants_of(state.store.as_ref(), username, client, &by, state.now()).await? {
+        GrantsOf::Revoked(n) => no_store_json(json!({ "username": username, "client": client, "grants_revoked": n })),
+        GrantsOf::NoSuchUser => not_found(format!("no user named {username} is on record")),
+        GrantsOf::NoSuchClient => not_found(format!("no client with id {client} is on record")),
     })
 }
 

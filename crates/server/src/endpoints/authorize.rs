@@ -50,7 +50,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, form: OAuthForm) -> Re
         Ok(request) => request,
         Err(Refusal::Page(e)) => return error_page(&e),
         Err(Refusal::Redirect { redirect_uri, state: client_state, error }) => {
-            tracing::info!(client_id = %client.client_id, error = error.code.as_str(), description = %error.description, "authorization request refused");
+            tracing::info!(client_id = %client.client_id, error = error.code.as_str(), description = ?error.description, "authorization request refused");
             return response::error(state, &redirect_uri, &error, client_state.as_deref());
         }
     };
@@ -76,16 +76,19 @@ async fn redeem_pushed(
         )
     };
     let handle = request_uri.strip_prefix(REQUEST_URI_PREFIX).ok_or_else(unusable)?;
-    let mut request = state
-        .store
-        .take_authorization_request(&flow::digest(handle), state.now())
-        .await
-        .map_err(store_error)?
-        .filter(|r| r.pushed)
-        .ok_or_else(unusable)?;
-    if request.client_id != client.client_id {
+    let key = flow::digest(handle);
+    // Whose it is is checked before it is used up: another client's attempt leaves it in place.
+    let theirs = state.store.get_authorization_request(&key, state.now()).await.map_err(store_error)?;
+    if !theirs.is_some_and(|r| r.pushed && r.client_id == client.client_id) {
         return Err(unusable());
     }
+    let mut request = state
+        .store
+        .take_authorization_request(&key, state.now())
+        .await
+        .map_err(store_error)?
+        .filter(|r| r.pushed && r.client_id == client.client_id)
+        .ok_or_else(unusable)?;
     request.pushed = false;
     Ok(request)
 }

@@ -43,7 +43,7 @@ async fn show(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Res
     let client = crate::clients::of_request(state, &request).await?.ok_or_else(flow::expired)?;
     let pushed = crate::clients::pushed::is_pushed_client_id(&client.client_id);
     let mut resources = Vec::new();
-    for uri in request.resources.split(' ') {
+    for uri in request.resources.split(' ').filter(|r| !r.is_empty()) {
         let parsed = ResourceUri::parse(uri).map_err(|_| flow::expired())?;
         let name = state.store.get_resource(&parsed).await.map_err(store_error)?.map_or(uri.to_owned(), |r| r.name);
         resources.push(ResourceView { name, uri: uri.to_owned() });
@@ -55,6 +55,9 @@ async fn show(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Res
     let verified_host = crate::clients::metadata::is_url_client_id(&client.client_id)
         .then(|| url::Url::parse(&client.client_id).ok().and_then(|u| u.host_str().map(str::to_owned)))
         .flatten();
+    // The verified host vouches for the client, not for where the code goes: say so when the
+    // redirect URI is elsewhere (issue #15 item 14).
+    let redirect_elsewhere = verified_host.as_ref().is_some_and(|v| !v.eq_ignore_ascii_case(&host) && !localhost_only);
     // A self-registered client's name is its own claim unless a trusted publisher signed it.
     let self_registered = client.client_id.starts_with(crate::endpoints::register::CLIENT_ID_PREFIX);
     let software_publisher = match self_registered {
@@ -87,6 +90,7 @@ async fn show(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Res
             redirect_host => &host,
             localhost_only => localhost_only,
             verified_host => verified_host,
+            redirect_elsewhere => redirect_elsewhere,
             logo_url => client.logo_uri.is_some().then(|| format!("{}?request={handle}", state.settings.issuer.endpoint("/consent/logo"))),
             software_publisher => software_publisher,
             self_registered => self_registered,

@@ -1,5 +1,10 @@
 //! Token introspection (RFC 7662) for authenticated clients (resource servers). A token that is
 //! not ours, expired or revoked is `{"active": false}` and nothing else (§2.2).
+//!
+//! Who may ask about a token (§4: otherwise introspection is a token-validity oracle for anyone
+//! who can register a client): the client its audience names in `[[resources]] client_id`, the
+//! client the token was issued to, and configured clients with no grant types (resource servers,
+//! such as the quickstart's MCP server). Anyone else is told `{"active": false}`.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -24,6 +29,10 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAu
     let Some(claims) = verified_access_token(&state, token).await else {
         return Ok(no_store_json(json!({ "active": false })));
     };
+    if !may_introspect(&state, &caller, &claims) {
+        tracing::info!(client_id = ?caller.client_id, aud = ?claims.aud, "introspection of another client's token for another resource refused");
+        return Ok(no_store_json(json!({ "active": false })));
+    }
     if state.store.is_access_token_revoked(&claims.jti).await.map_err(store_error)? {
         return Ok(no_store_json(json!({ "active": false })));
     }
@@ -48,6 +57,19 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAu
         body["act"] = json!(act);
     }
     Ok(no_store_json(body))
+}
+
+fn may_introspect(
+    state: &AppState,
+    caller: &mandate_core::Client,
+    claims: &mandate_core::jose::AccessTokenClaims,
+) -> bool {
+    let resource_server = state.settings.custody.resource_clients.get(&claims.aud) == Some(&caller.client_id);
+    let own = claims.client_id == caller.client_id;
+    let configured_rs = caller.grant_types.is_empty()
+        && !crate::clients::unattended::is_self_described(&caller.client_id)
+        && state.settings.clients.iter().any(|c| c.client_id == caller.client_id);
+    resource_server || own || configured_rs
 }
 
 /// Our own access token, signature and times checked; a `kid` we don't know yet triggers one

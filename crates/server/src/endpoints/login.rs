@@ -1,9 +1,10 @@
 //! The sign-in page. Failed attempts are counted per account and per address in the database
 //! (so every instance sees them) and lock out for a while past a threshold.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, State};
+use axum::Extension;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
 use mandate_core::password::verify_password;
@@ -12,6 +13,7 @@ use minijinja::context;
 
 use crate::audit::record_event;
 use crate::authorization::flow;
+use crate::client_address::ClientAddress;
 use crate::error::{Failure, store_error};
 use crate::form::OAuthForm;
 use crate::state::AppState;
@@ -39,7 +41,7 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) ->
 
 pub async fn post(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddress(client)): Extension<ClientAddress>,
     headers: HeaderMap,
     form: Result<OAuthForm, Failure>,
 ) -> Response {
@@ -50,7 +52,7 @@ pub async fn post(
     if let Err(e) = csrf::check(&headers, form.get("csrf")) {
         return error_page(&e);
     }
-    match sign_in(&state, peer, &headers, &form).await {
+    match sign_in(&state, client, &headers, &form).await {
         Ok(response) => response,
         Err(e) => error_page(&e),
     }
@@ -58,7 +60,7 @@ pub async fn post(
 
 async fn sign_in(
     state: &AppState,
-    peer: SocketAddr,
+    client: IpAddr,
     headers: &HeaderMap,
     form: &OAuthForm,
 ) -> Result<Response, OAuthError> {
@@ -80,14 +82,23 @@ async fn sign_in(
     let window = login.failure_window.as_secs() as i64;
     let now = state.now();
     let user_key = format!("user:{username}");
-    let ip_key = format!("ip:{}", peer.ip());
-    let user_failures = state.store.recent_events(&user_key, now, window).await.map_err(store_error)?;
-    let ip_failures = state.store.recent_events(&ip_key, now, window).await.map_err(store_error)?;
-    if user_failures >= login.max_failures_per_account || ip_failures >= login.max_failures_per_address {
+    let ip_key = format!("ip:{client}");
+    // Every attempt is counted before the password is checked, in one atomic step per key, so a
+    // burst of concurrent guesses cannot all be checked against a count none of them is in yet.
+    // An attempt that succeeds is given back.
+    let store = &state.store;
+    let account_ok =
+        store.take_event(&user_key, now, window, login.max_failures_per_account).await.map_err(store_error)?;
+    let address_ok = account_ok
+        && store.take_event(&ip_key, now, window, login.max_failures_per_address).await.map_err(store_error)?;
+    if account_ok && !address_ok {
+        store.return_event(&user_key, now).await.map_err(store_error)?;
+    }
+    if !address_ok {
         let minutes = (window + 59) / 60;
         let message =
             format!("Too many failed sign-ins. Try again in {minutes} minute{}.", if minutes == 1 { "" } else { "s" });
-        audit_failure(state, &username, "throttled").await;
+        audit_failure(state, &username, client, "throttled").await;
         return Ok(render(
             state,
             headers,
@@ -110,10 +121,8 @@ async fn sign_in(
     .unwrap_or(false);
     let user = user.filter(|u| verified && !u.disabled);
     let Some(user) = user else {
-        state.store.record_event(&user_key, now, window).await.map_err(store_error)?;
-        state.store.record_event(&ip_key, now, window).await.map_err(store_error)?;
-        audit_failure(state, &username, "invalid_credentials").await;
-        tracing::info!(username = %username, peer = %peer.ip(), "sign-in failed");
+        audit_failure(state, &username, client, "invalid_credentials").await;
+        tracing::info!(username = ?username, %client, "sign-in failed");
         return Ok(render(
             state,
             headers,
@@ -125,11 +134,13 @@ async fn sign_in(
         ));
     };
     state.store.clear_events(&user_key).await.map_err(store_error)?;
+    state.store.return_event(&ip_key, now).await.map_err(store_error)?;
     let (signed_in, cookie) = session::start(state, &user.username).await?;
     let mut event = AuditEvent::new(now, AuditKind::SignedIn, "ok");
     event.subject = Some(user.username.clone());
+    event.detail = Some(format!("from {client}"));
     record_event(state, event).await;
-    tracing::info!(username = %user.username, "signed in");
+    tracing::info!(username = ?user.username, %client, "signed in");
     let mut response = match handle {
         Some(handle) => {
             let request = flow::pending(state, handle).await?;
@@ -142,9 +153,10 @@ async fn sign_in(
     Ok(response)
 }
 
-async fn audit_failure(state: &AppState, username: &str, outcome: &str) {
+async fn audit_failure(state: &AppState, username: &str, client: IpAddr, outcome: &str) {
     let mut event = AuditEvent::new(state.now(), AuditKind::SignInFailed, outcome);
     event.subject = Some(username.chars().take(128).collect());
+    event.detail = Some(format!("from {client}"));
     record_event(state, event).await;
 }
 

@@ -23,7 +23,7 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAu
     let attestation = authenticated.attestation.clone();
     let (client, registration) = if pushed::is_pushed_client_id(&authenticated.client_id) {
         let (client, registration) = register(&state, &form).inspect_err(|e| {
-            tracing::info!(client_id = pushed::PUSHED_CLIENT_ID, error = e.code.as_str(), description = %e.description, "pushed client registration refused");
+            tracing::info!(client_id = pushed::PUSHED_CLIENT_ID, error = e.code.as_str(), description = ?e.description, "pushed client registration refused");
         })?;
         (client, Some(registration))
     } else if form.get("client_registration").is_some() {
@@ -37,7 +37,7 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, form: OAu
     };
     let mut request = check(&state, &client, &form, true).await.map_err(|refusal| {
         let e = refusal.into_error();
-        tracing::info!(client_id = %client.client_id, error = e.code.as_str(), description = %e.description, "pushed authorization request refused");
+        tracing::info!(client_id = %client.client_id, error = e.code.as_str(), description = ?e.description, "pushed authorization request refused");
         Failure(e)
     })?;
     request.client_registration = registration;

@@ -3,13 +3,19 @@
 //! throttled per address; a public client registering the same metadata again gets the same
 //! client, so clients that register on every connect do not fill the table; unused
 //! registrations expire.
+//!
+//! A public registration may be shared by anyone who sends the same metadata, so nobody gets
+//! management rights over it (no registration access token): otherwise the first registrant could
+//! change the redirect URIs of everyone's client (issue #15 item 4). A public client changes its
+//! metadata by registering again. Whenever a managed client's redirect URIs change, its remembered
+//! consents, waiting requests and unredeemed codes are dropped.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
-use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use mandate_core::secret::generate_client_secret;
 use mandate_core::software_statement::{StatementRejected, verify_software_statement};
 use mandate_core::{AuditEvent, AuditKind, Client, ErrorCode, OAuthError, SecretDigest, TokenEndpointAuthMethod};
@@ -17,6 +23,7 @@ use mandate_store::Registration;
 use serde_json::{Map, Value, json};
 
 use crate::audit::record_issuance;
+use crate::client_address::ClientAddress;
 use crate::clients::document::{ClientMetadata, MetadataError, MetadataErrorCode, Origin};
 use crate::error::{Failure, store_error};
 use crate::state::AppState;
@@ -47,7 +54,7 @@ fn invalid_token(description: &str) -> Failure {
 
 pub async fn register(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddress(from)): Extension<ClientAddress>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, Failure> {
@@ -59,9 +66,15 @@ pub async fn register(
         }
     }
     let now = state.now();
-    let throttle_key = format!("register:{}", peer.ip());
-    let recent = state.store.recent_events(&throttle_key, now, WINDOW_SECONDS).await.map_err(store_error)?;
-    if recent >= policy.max_registrations_per_address {
+    let throttle_key = format!("register:{from}");
+    // Counted before the work, in one atomic step: concurrent registrations cannot all pass a
+    // count none of them is in yet.
+    let taken = state
+        .store
+        .take_event(&throttle_key, now, WINDOW_SECONDS, policy.max_registrations_per_address)
+        .await
+        .map_err(store_error)?;
+    if !taken {
         return Err(Failure(
             OAuthError::temporarily_unavailable("too many registrations from this address; try again later")
                 .with_status(429),
@@ -73,7 +86,6 @@ pub async fn register(
     }
     let publisher = apply_software_statement(&state, &mut fields)?;
     let metadata = client_metadata(fields)?;
-    state.store.record_event(&throttle_key, now, WINDOW_SECONDS).await.map_err(store_error)?;
 
     let client_id = format!("{CLIENT_ID_PREFIX}{}", state.rng.token(16));
     let (mut client, normalised) =
@@ -88,6 +100,7 @@ pub async fn register(
         let body = response_body(&state, &existing.client_id, existing.created_at, &normalised, None, None);
         return Ok(json_response(StatusCode::CREATED, body));
     }
+    // A shared (public) registration is managed by nobody: its token is made and thrown away.
 
     let secret = client.token_endpoint_auth_method.needs_secret().then(|| {
         let (secret, digest) = generate_client_secret(state.rng.as_ref());
@@ -108,16 +121,17 @@ pub async fn register(
     crate::clients::logo::prefetch(&state, &client);
     let mut event = AuditEvent::new(now, AuditKind::ClientRegistered, "ok");
     event.client_id = Some(client_id.clone());
-    event.detail = Some(audit_detail(&client, publisher.as_deref(), peer));
+    event.detail = Some(audit_detail(&client, publisher.as_deref(), from));
     record_issuance(state.store.as_ref(), &event).await?;
     tracing::info!(%client_id, method = %client.token_endpoint_auth_method, publisher = ?publisher, "client registered");
-    let body = response_body(&state, &client_id, now, &normalised, secret.as_deref(), Some(&access_token));
+    let management = registration.metadata_hash.is_none().then_some(access_token.as_str());
+    let body = response_body(&state, &client_id, now, &normalised, secret.as_deref(), management);
     Ok(json_response(StatusCode::CREATED, body))
 }
 
-fn audit_detail(client: &Client, publisher: Option<&str>, peer: SocketAddr) -> String {
+fn audit_detail(client: &Client, publisher: Option<&str>, from: IpAddr) -> String {
     let vouched = publisher.map(|p| format!(", statement by {p}")).unwrap_or_default();
-    format!("{} from {}{vouched}", client.token_endpoint_auth_method, peer.ip())
+    format!("{} from {from}{vouched}", client.token_endpoint_auth_method)
 }
 
 /// The request body as a JSON object (RFC 7591 §3.1: `application/json`, bounded in size).
@@ -133,9 +147,23 @@ fn json_object(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, F
         return Err(OAuthError::invalid_request("the registration request is too large").with_status(413).into());
     }
     match serde_json::from_slice(body) {
+        Ok(Value::Object(fields)) if fields.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)) => {
+            Err(OAuthError::invalid_request("the registration request contains a NUL character").into())
+        }
         Ok(Value::Object(fields)) => Ok(fields),
         Ok(_) => Err(invalid_metadata("the request is not a JSON object of client metadata".into())),
         Err(e) => Err(invalid_metadata(format!("the request is not valid JSON ({e})"))),
+    }
+}
+
+/// Whether any key or string in `value` holds NUL (`\u0000`), which no metadata needs and
+/// PostgreSQL cannot store.
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
     }
 }
 
@@ -149,7 +177,8 @@ fn client_metadata(fields: Map<String, Value>) -> Result<ClientMetadata, Failure
 }
 
 /// RFC 7591 §2.3: a software statement from a configured publisher is verified and its claims
-/// replace the same fields sent in plain JSON. Returns the publisher's name.
+/// replace the same fields sent in plain JSON. Returns the publisher's name when it vouches for
+/// the client's redirect URIs too.
 fn apply_software_statement(state: &AppState, fields: &mut Map<String, Value>) -> Result<Option<String>, Failure> {
     let policy = &state.settings.registration;
     let statement_error = |code, message: String| metadata_error(MetadataError { code, message });
@@ -175,8 +204,16 @@ fn apply_software_statement(state: &AppState, fields: &mut Map<String, Value>) -
         };
         statement_error(code, e.to_string())
     })?;
+    // The publisher vouches for where codes go only if it signed the redirect URIs: a statement
+    // without them could be replayed by anyone with their own (issue #15 item 14), so its
+    // metadata applies but no verified badge is earned.
+    let binds_redirects = verified.metadata.contains_key("redirect_uris");
     let publisher = verified.publisher.name.clone();
     fields.extend(verified.metadata);
+    if !binds_redirects && fields.get("redirect_uris").is_some_and(|r| r.as_array().is_some_and(|a| !a.is_empty())) {
+        tracing::info!(publisher = ?publisher, "software statement without redirect_uris: the client's name is not shown as verified");
+        return Ok(None);
+    }
     Ok(Some(publisher))
 }
 
@@ -218,9 +255,17 @@ fn response_body(
 async fn authorized(state: &AppState, headers: &HeaderMap, client_id: &str) -> Result<Registration, Failure> {
     let presented = bearer(headers).ok_or_else(|| invalid_token("the registration access token is required"))?;
     let registration = state.store.get_registration(client_id).await.map_err(store_error)?;
-    registration
+    let registration = registration
         .filter(|r| SecretDigest::parse(&r.access_token_hash).is_ok_and(|d| d.verify(presented)))
-        .ok_or_else(|| invalid_token("the registration access token is not valid for this client"))
+        .ok_or_else(|| invalid_token("the registration access token is not valid for this client"))?;
+    if registration.metadata_hash.is_some() {
+        // Registered before shared registrations lost their tokens: the holder may not be the
+        // only one using this client.
+        return Err(invalid_token(
+            "this public registration is shared by every client that registered the same metadata and cannot be managed; register new metadata instead",
+        ));
+    }
+    Ok(registration)
 }
 
 /// RFC 7592 §2.1: read the current registration: the metadata as registered or last updated.
@@ -250,7 +295,7 @@ pub async fn read(
 /// gets a new secret, returned once.
 pub async fn update(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddress(from)): Extension<ClientAddress>,
     headers: HeaderMap,
     Path(client_id): Path<String>,
     body: axum::body::Bytes,
@@ -303,7 +348,8 @@ pub async fn update(
     }
     let now = state.now();
     let updated = Registration {
-        metadata_hash: public_metadata_hash(&client, &normalised),
+        // A managed client is its holder's alone: never shared, whatever its method becomes.
+        metadata_hash: None,
         metadata: Some(serde_json::to_string(&normalised).unwrap_or_default()),
         software_publisher: publisher.clone(),
         ..registration
@@ -313,9 +359,14 @@ pub async fn update(
     if !changed {
         return Err(invalid_token("the registration access token is not valid for this client"));
     }
+    if client.redirect_uris != current.redirect_uris {
+        // Nothing a person decided for the old redirect URIs may reach the new ones.
+        let dropped = state.store.forget_client_authorizations(&client_id).await.map_err(store_error)?;
+        tracing::info!(%client_id, dropped, "redirect URIs changed: remembered consents, waiting requests and codes dropped");
+    }
     let mut event = AuditEvent::new(now, AuditKind::ClientUpdated, "ok");
     event.client_id = Some(client_id.clone());
-    event.detail = Some(audit_detail(&client, publisher.as_deref(), peer));
+    event.detail = Some(audit_detail(&client, publisher.as_deref(), from));
     record_issuance(state.store.as_ref(), &event).await?;
     tracing::info!(%client_id, method = %client.token_endpoint_auth_method, "registered client updated itself");
     let body = response_body(&state, &client_id, updated.created_at, &normalised, new_secret.as_deref(), None);

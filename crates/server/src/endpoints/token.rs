@@ -63,7 +63,8 @@ async fn issue(
     if !client.allows_grant(grant) {
         return Err(OAuthError::unauthorized_client(format!("this client is not allowed the {grant_type} grant")));
     }
-    let issued = handler.handle(state, client, form).await?;
+    let bounded = crate::clients::unattended::bounded(state, client, grant)?;
+    let issued = handler.handle(state, &bounded, form).await?;
 
     let mut event = AuditEvent::new(state.now(), AuditKind::TokenIssued, "ok");
     event.grant_type = Some(grant_type.to_owned());
@@ -140,6 +141,6 @@ async fn refuse(state: &AppState, form: Option<&OAuthForm>, client_id: Option<&s
     let grant_label = state.grants.get(grant_type).map_or("other", |(g, _)| g.as_str());
     metrics::counter!("mandate_token_refusals_total", "grant_type" => grant_label, "error" => e.code.as_str())
         .increment(1);
-    tracing::info!(error = e.code.as_str(), description = %e.description, client_id = event.client_id.as_deref().unwrap_or("-"), "token refused");
+    tracing::info!(error = e.code.as_str(), description = ?e.description, client_id = ?event.client_id.as_deref().unwrap_or("-"), "token refused");
     record_event(state, event).await;
 }

@@ -29,22 +29,20 @@ impl GrantHandler for AuthorizationCodeGrant {
             .get("code_verifier")
             .ok_or_else(|| OAuthError::invalid_request("code_verifier is required: this server requires PKCE"))?;
         let now = state.now();
-        let redeemed =
-            match state.store.redeem_code(&SecretDigest::of(code).encode(), now).await.map_err(store_error)? {
-                CodeRedemption::Redeemed(c) => c,
-                CodeRedemption::AlreadyUsed(c) => {
-                    revoke_grant(state, &c.grant_id, &c.client_id, "authorization code used twice").await?;
-                    return Err(OAuthError::invalid_grant(
-                        "the authorization code was already used; every token issued with it is revoked",
-                    ));
-                }
-                CodeRedemption::Unknown => {
-                    return Err(OAuthError::invalid_grant("the authorization code is invalid or has expired"));
-                }
-            };
-        if redeemed.client_id != client.client_id {
-            return Err(OAuthError::invalid_grant("the authorization code was issued to another client"));
-        }
+        // Only the client the code was issued to can use it up, or reuse it (RFC 9700 §4.5).
+        let hash = SecretDigest::of(code).encode();
+        let redeemed = match state.store.redeem_code(&hash, &client.client_id, now).await.map_err(store_error)? {
+            CodeRedemption::Redeemed(c) => c,
+            CodeRedemption::AlreadyUsed(c) => {
+                revoke_grant(state, &c.grant_id, &c.client_id, "authorization code used twice").await?;
+                return Err(OAuthError::invalid_grant(
+                    "the authorization code was already used; every token issued with it is revoked",
+                ));
+            }
+            CodeRedemption::Unknown => {
+                return Err(OAuthError::invalid_grant("the authorization code is invalid or has expired"));
+            }
+        };
         if redeemed.expires_at <= now {
             return Err(OAuthError::invalid_grant("the authorization code has expired"));
         }

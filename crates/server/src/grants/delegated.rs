@@ -150,7 +150,15 @@ pub async fn issue(
         None
     };
     let id_token = if source.scope.contains(oidc::OPENID) {
-        Some(mint_id_token(state, &user, &client.client, grant, &source.scope, source.nonce, &minted.token)?)
+        let id_token = mint_id_token(state, &user, &client.client, grant, &source.scope, source.nonce, &minted.token)?;
+        // Remembered (by digest) with its grant: revoking the grant stops it being exchanged.
+        let expires_at = now + state.settings.id_token_ttl.as_secs() as i64;
+        state
+            .store
+            .record_access_token(&super::presented::id_token_record(&id_token), &grant.grant_id, expires_at)
+            .await
+            .map_err(store_error)?;
+        Some(id_token)
     } else {
         None
     };
@@ -165,6 +173,17 @@ pub async fn issue(
     })
 }
 
+/// The audience of an OpenID Connect sign-in's access token, granted no resource: this server's
+/// UserInfo endpoint, with the identity scopes only (no resource server accepts it).
+fn userinfo_audience(state: &AppState) -> mandate_core::Resource {
+    let endpoint = state.settings.issuer.endpoint("/userinfo");
+    mandate_core::Resource {
+        uri: ResourceUri::parse(&endpoint).unwrap_or_else(|_| unreachable!("the issuer is an http(s) URL")),
+        name: "UserInfo".into(),
+        scopes: ScopeSet::from_tokens(["openid", "profile", "email"]).unwrap_or_default(),
+    }
+}
+
 /// RFC 8707 §2.2: one of the granted resources; without `resource`, the granted one (when only one
 /// was granted).
 async fn pick_resource(
@@ -173,6 +192,9 @@ async fn pick_resource(
     form: &OAuthForm,
 ) -> Result<mandate_core::Resource, OAuthError> {
     let granted: Vec<&str> = grant.resources.split(' ').filter(|r| !r.is_empty()).collect();
+    if granted.is_empty() && form.all("resource").is_empty() {
+        return Ok(userinfo_audience(state));
+    }
     let chosen = match form.all("resource") {
         [] if granted.len() == 1 => granted[0].to_owned(),
         [] => {

@@ -6,12 +6,19 @@
 //!
 //! Who may exchange a subject token: the client it was issued to, the client that is the resource
 //! server it was issued for (`[[resources]] client_id`), or an actor its `may_act` names; and never
-//! a token that is revoked, or derives from one that is. The new token's audience is a registered
-//! resource the client may use, its scope a subset of the subject token's, its lifetime within
-//! the subject's and the actor's, and its chain no deeper than `token_exchange.max_delegation_depth`.
+//! a token that is revoked, or derives from one that is, or is a disabled person's. The new
+//! token's audience is a registered resource the client may use, its scope a subset of the
+//! subject token's, its lifetime within the subject's and the actor's, and its chain no deeper
+//! than `token_exchange.max_delegation_depth`.
+//!
+//! The authenticated client is always the current (outermost) actor; an actor token only proves
+//! it, and must be the client's own token about itself. A trusted issuer's JWT passes the checks
+//! of the jwt-bearer grant (`trusted.rs`): its `jti` is used up by the exchange, its `resource`
+//! claim bounds the target, and its client ids and `may_act` name clients here only through the
+//! issuer's `client_ids` mapping.
 
 use async_trait::async_trait;
-use mandate_core::{Actor, OAuthError, ScopeSet};
+use mandate_core::{Actor, OAuthError, ResourceUri, ScopeSet};
 
 use super::presented::{self, Presented};
 use super::{GrantHandler, Issued, resolve_target};
@@ -66,18 +73,46 @@ async fn read_tokens(state: &AppState, form: &OAuthForm) -> Result<Exchange, OAu
 }
 
 /// The client may exchange the subject token: it was issued to it, or for the resource it serves,
-/// or the token's `may_act` names it.
+/// or the token's `may_act` names it. A trusted issuer's token names a client here only through
+/// that issuer's `client_ids` mapping: its client ids are another namespace.
 pub fn check_holder(state: &AppState, client: &AuthenticatedClient, subject: &Presented) -> Result<(), OAuthError> {
-    let own = subject.client_id.as_deref() == Some(client.client_id.as_str());
-    let serves =
-        subject.audiences.iter().any(|aud| state.settings.custody.resource_clients.get(aud) == Some(&client.client_id));
-    let named = subject.may_act.as_ref().is_some_and(|m| m.permits(&client.client_id, None));
-    if own || serves || named {
+    let held = match &subject.iss {
+        None => {
+            let own = subject.client_id.as_deref() == Some(client.client_id.as_str());
+            let serves = subject
+                .audiences
+                .iter()
+                .any(|aud| state.settings.custody.resource_clients.get(aud) == Some(&client.client_id));
+            own || serves
+        }
+        Some(iss) => {
+            let trusted = state.settings.custody.trusted_issuer(iss);
+            let foreign = subject.client_id.as_deref();
+            trusted.zip(foreign).and_then(|(t, c)| t.local_client(c)) == Some(client.client_id.as_str())
+        }
+    };
+    if held || may_act_names(state, subject, &client.client_id) {
         Ok(())
     } else {
         Err(OAuthError::invalid_request(
             "the subject token was issued neither to this client nor for a resource it serves; only they may exchange it",
         ))
+    }
+}
+
+/// Whether the subject token's `may_act` names this server's client `client_id`. In a trusted
+/// issuer's token it names one of the issuer's clients (mapped through `client_ids`), unless its
+/// `iss` is this server's.
+fn may_act_names(state: &AppState, subject: &Presented, client_id: &str) -> bool {
+    let Some(may) = &subject.may_act else { return false };
+    let Some(iss) = &subject.iss else { return may.permits(client_id, None) };
+    match may.iss.as_deref() {
+        Some(named) if named == state.settings.issuer.as_str() => may.sub == client_id,
+        Some(named) if named != iss => false,
+        _ => {
+            let trusted = state.settings.custody.trusted_issuer(iss);
+            trusted.and_then(|t| t.local_client(&may.sub)) == Some(client_id)
+        }
     }
 }
 
@@ -107,29 +142,62 @@ pub(super) fn check_depth(state: &AppState, act: &Actor) -> Result<(), OAuthErro
     Ok(())
 }
 
-/// Who acts now: the actor token's subject, or else the client itself.
+/// Who acts now: always the authenticated client (RFC 8693 §4.1: the outermost `act`). An actor
+/// token, when sent, must be this client's own token about itself (`sub` and `client_id` both the
+/// client, no `act`, from this server): a token the client holds for a person cannot make the
+/// person the actor.
 pub(super) fn current_actor(client: &AuthenticatedClient, actor: Option<&Presented>) -> Result<Actor, OAuthError> {
-    match actor {
-        Some(a) => {
-            if a.client_id.as_deref() != Some(client.client_id.as_str()) && a.sub != client.client_id {
-                return Err(OAuthError::invalid_request(
-                    "the actor token belongs to another client; an actor token must be this client's own",
-                ));
-            }
-            Ok(Actor::new(a.sub.clone(), a.iss.clone()))
+    if let Some(a) = actor {
+        let me = client.client_id.as_str();
+        if a.iss.is_some() || a.kind != presented::Kind::AccessToken {
+            return Err(OAuthError::invalid_request(
+                "the actor token must be an access token of this server issued to this client about itself",
+            ));
         }
-        None => Ok(Actor::new(client.client_id.clone(), None)),
+        if a.client_id.as_deref() != Some(me) {
+            return Err(OAuthError::invalid_request(
+                "the actor token belongs to another client; an actor token must be this client's own",
+            ));
+        }
+        if a.sub != me || a.act.is_some() {
+            return Err(OAuthError::invalid_request(format!(
+                "the actor token is about {}, not this client itself; a token held for someone cannot make them the actor",
+                a.sub
+            )));
+        }
     }
+    Ok(Actor::new(client.client_id.clone(), None))
 }
 
 /// The chain before the current actor: the subject token's `act`; or, for a token a client got for
-/// a person (no `act`), that client as the first actor, unless it is the current actor itself.
+/// a person (no `act`), that client as the first actor, unless it is the current actor itself. A
+/// trusted issuer's client is marked as the issuer's.
 pub(super) fn prior_chain(subject: &Presented, current: &Actor) -> Option<Actor> {
     if let Some(act) = &subject.act {
         return Some(act.clone());
     }
     let client = subject.client_id.as_deref()?;
-    (client != subject.sub && client != current.sub).then(|| Actor::new(client.to_owned(), subject.iss.clone()))
+    match &subject.iss {
+        None => (client != subject.sub && client != current.sub).then(|| Actor::new(client.to_owned(), None)),
+        Some(iss) => (mandate_core::act::foreign_name(iss, client) != subject.sub)
+            .then(|| Actor::new(client.to_owned(), Some(iss.clone()))),
+    }
+}
+
+/// A trusted issuer's `resource` claim limits what its token may be exchanged for.
+fn check_claimed_resources(subject: &Presented, target: &ResourceUri) -> Result<(), OAuthError> {
+    if subject.resources.is_empty() {
+        return Ok(());
+    }
+    let named = subject.resources.iter().any(|r| ResourceUri::parse(r).is_ok_and(|r| &r == target));
+    if named {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_target(format!(
+            "the subject token is for {}, not {target}",
+            subject.resources.join(", ")
+        )))
+    }
 }
 
 async fn delegate(
@@ -146,9 +214,7 @@ async fn delegate(
     }
     check_holder(state, client, subject)?;
     let current = current_actor(client, exchange.actor.as_ref())?;
-    if let Some(may_act) = &subject.may_act
-        && !may_act.permits(&current.sub, current.iss.as_deref())
-    {
+    if subject.may_act.is_some() && !may_act_names(state, subject, &current.sub) {
         return Err(OAuthError::invalid_request(format!(
             "the subject token's may_act does not allow {} to act for {}",
             current.sub, subject.sub
@@ -164,6 +230,7 @@ async fn delegate(
     }
 
     let resource = resolve_target(state, client, form).await?;
+    check_claimed_resources(subject, &resource.uri)?;
     let offered = resource.scopes.intersection(&client.scopes);
     let scope = match narrowed(form, subject)? {
         Some(requested) => {
@@ -185,6 +252,7 @@ async fn delegate(
         )));
     }
     let not_after = exchange.actor.as_ref().map_or(subject.exp, |a| a.exp.min(subject.exp));
+    presented::consume(state, subject).await?;
     let minted = mint_access_token(
         state,
         &Issuance {

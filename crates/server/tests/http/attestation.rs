@@ -508,7 +508,7 @@ async fn metadata_and_freshness(backend: Backend) {
 /// A dynamically registered client may choose attestation as its authentication method; with no
 /// attester trusted, the method is refused at registration.
 async fn registered_clients_may_attest(backend: Backend) {
-    let s = setup_with(backend, "[registration]\ndynamic = true\n").await;
+    let s = setup_with(backend, "[registration]\ndynamic = true\nunattended_grant_types = [\"client_credentials\"]\nunattended_resources = [\"http://127.0.0.1:9090/mcp\"]\nunattended_scopes = [\"tools:read\"]\n").await;
     let metadata = json!({
         "client_name": "Attested build bot", "grant_types": ["client_credentials"],
         "token_endpoint_auth_method": "attest_jwt_client_auth",
@@ -526,7 +526,10 @@ async fn registered_clients_may_attest(backend: Backend) {
     let res = s.server.post_form("/token", None, &form).await;
     assert_oauth_error(res, 401, "invalid_client").await;
 
-    let config = format!("[registration]\ndynamic = true\n{}", crate::common::base_config());
+    let config = format!(
+        "[registration]\ndynamic = true\nunattended_grant_types = [\"client_credentials\"]\nunattended_resources = [\"http://127.0.0.1:9090/mcp\"]\nunattended_scopes = [\"tools:read\"]\n{}",
+        crate::common::base_config()
+    );
     let plain = TestServer::start_on(fresh_database(backend).await, Options { config, ..Options::default() }).await;
     let res = plain.http.post(plain.url("/register")).json(&metadata).send().await.unwrap();
     let body = assert_oauth_error(res, 400, "invalid_client_metadata").await;

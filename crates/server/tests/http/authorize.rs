@@ -115,11 +115,9 @@ async fn pushed_requests_are_used_once_by_their_client(backend: Backend) {
     assert!(body["expires_in"].as_i64().unwrap() > 0);
 
     let mut b = Browser::new();
-    // Another client cannot use it, and trying burns it.
+    // Another client cannot use it, and its attempt does not use it up (issue #15 item 13).
     let url = server.url(&format!("/authorize?client_id=web-agent&request_uri={}", urlencode(&request_uri)));
     assert_error_page(&b.get(&url).await, 400, "invalid_request");
-    let res = push("par-agent", Some(WEB_SECRET), "https://par.example/cb").await;
-    let request_uri: String = res.json::<Value>().await.unwrap()["request_uri"].as_str().unwrap().to_owned();
     let url = server.url(&format!("/authorize?client_id=par-agent&request_uri={}", urlencode(&request_uri)));
     let first = b.get(&url).await;
     assert!(first.redirects_to(&server.url("/login")), "{:?}", first.location);

@@ -138,8 +138,22 @@ async fn code_misuse_is_refused(backend: Backend) {
         .await;
     assert_oauth_error(res, 400, "invalid_request").await;
 
-    // Another client presents alice's code.
+    // Another client presents alice's code, twice: refused, and neither uses it up nor counts as
+    // a reuse that would revoke alice's grant (issue #15 item 13).
     let code = authorize_as_alice(&server, &mut browser, "desktop-agent", NATIVE_REDIRECT, &[]).await;
+    for _ in 0..2 {
+        let res = server
+            .post_form(
+                "/token",
+                Some(("web-agent", WEB_SECRET)),
+                &[("grant_type", "authorization_code"), ("code", &code), ("code_verifier", VERIFIER)],
+            )
+            .await;
+        assert_oauth_error(res, 400, "invalid_grant").await;
+    }
+    let res = redeem(&server, "desktop-agent", &code, NATIVE_REDIRECT).await;
+    assert_eq!(res.status(), 200, "the right client still redeems it");
+    let issued: Value = res.json().await.unwrap();
     let res = server
         .post_form(
             "/token",
@@ -148,6 +162,8 @@ async fn code_misuse_is_refused(backend: Backend) {
         )
         .await;
     assert_oauth_error(res, 400, "invalid_grant").await;
+    let access = issued["access_token"].as_str().unwrap();
+    assert_eq!(server.introspect(access).await["active"], true, "another client's try is not a reuse");
 
     // A different redirect_uri at the token endpoint.
     let code = authorize_as_alice(&server, &mut browser, "web-agent", WEB_REDIRECT, &[]).await;
@@ -223,7 +239,51 @@ async fn two_instances_redeem_one_code_at_most_once(backend: Backend) {
     }
 }
 
+/// Issue #15 item 18: a plain OpenID Connect sign-in ("Sign in with mandate", the SSO step before
+/// an ID-JAG) names no resource: the person signs in, the client gets an ID token and an access
+/// token for UserInfo only. Asking for a tool scope still needs a resource.
+async fn a_plain_openid_sign_in_needs_no_resource(backend: Backend) {
+    let server = server(backend).await;
+    let mut b = Browser::new();
+    let start = b
+        .get(&authorize_url(
+            &server,
+            "web-agent",
+            WEB_REDIRECT,
+            &[("resource", ""), ("scope", "openid email"), ("nonce", "n-1")],
+        ))
+        .await;
+    assert!(start.redirects_to(&server.url("/login")), "{:?} {}", start.location, start.body);
+    let consent_at = b.sign_in(start.location.as_deref().unwrap(), "alice", ALICE_PASSWORD).await;
+    let page = b.get(consent_at.location.as_deref().unwrap()).await;
+    assert!(page.body.contains("id=\"sign-in-only\""), "{}", page.body);
+    let done = b.decide(consent_at.location.as_deref().unwrap(), "approve", false).await;
+    assert!(done.redirects_to(WEB_REDIRECT), "{:?}", done.location);
+    let res = redeem(&server, "web-agent", &done.param("code").unwrap(), WEB_REDIRECT).await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let body: Value = res.json().await.unwrap();
+    let (_, id) = decode_unverified(body["id_token"].as_str().unwrap());
+    assert_eq!(id["sub"], "alice");
+    assert_eq!(id["nonce"], "n-1");
+    let access = body["access_token"].as_str().unwrap();
+    let (_, at) = decode_unverified(access);
+    assert_eq!(at["aud"], server.url("/userinfo"), "for UserInfo only, never a resource server");
+    assert_eq!(at["scope"], "email openid");
+    let info: Value =
+        server.http.get(server.url("/userinfo")).bearer_auth(access).send().await.unwrap().json().await.unwrap();
+    assert_eq!(info["sub"], "alice");
+    assert_eq!(info["email"], "alice@example.com");
+
+    // A tool scope without a resource is still refused (RFC 8707), at the client's redirect URI.
+    let seen = b
+        .get(&authorize_url(&server, "web-agent", WEB_REDIRECT, &[("resource", ""), ("scope", "openid tools:read")]))
+        .await;
+    assert!(seen.redirects_to(WEB_REDIRECT), "{:?}", seen.location);
+    assert_eq!(seen.param("error").as_deref(), Some("invalid_target"));
+}
+
 crate::on_both_backends!(
+    a_plain_openid_sign_in_needs_no_resource,
     full_flow_issues_tokens_and_an_id_token,
     without_offline_access_there_is_no_refresh_token,
     code_misuse_is_refused,

@@ -2,10 +2,12 @@
 //! second instance on the same database), and the person's account page (the activity list, the
 //! graph, the CSRF-protected kill switch, nobody else's chains).
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::common::browser::{ALICE_PASSWORD, Browser, authorize_as_alice, delegation_config};
-use crate::common::{Backend, Options, TestServer, decode_unverified, fresh_database};
+use crate::common::browser::{
+    ALICE_PASSWORD, Browser, NATIVE_REDIRECT, VERIFIER, authorize_as_alice, delegation_config,
+};
+use crate::common::{Backend, Options, TestServer, assert_oauth_error, decode_unverified, fresh_database};
 
 const SECRET: &str = "lineage-test-secret-0123456789abcdefghijklm";
 const B: &str = "https://b.example/mcp";
@@ -219,7 +221,172 @@ async fn the_person_sees_the_graph_and_can_pull_the_kill_switch(backend: Backend
     assert!(after.body.contains("class=\"revoked\"") && !after.body.contains("revoke-subtree"), "{}", after.body);
 }
 
+/// Issue 15, item 20: a partner's subject and actors are told apart from this server's people and
+/// clients in the lineage (and in the token, where a resource sees them).
+async fn a_partners_people_and_actors_are_told_apart_in_the_lineage(backend: Backend) {
+    use crate::identity_assertion::{PARTNER, Partner};
+    let partner = Partner::new(PARTNER);
+    let jwt_bearer = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+    let redeemer = format!(
+        "\n[[clients]]\nclient_id = \"redeemer\"\nclient_secret = \"{SECRET}\"\ngrant_types = [\"{jwt_bearer}\"]\nscopes = [\"data:read\"]\n"
+    );
+    let config = format!("{}{redeemer}{}", config(), partner.trusted(""));
+    let server = TestServer::start_on(fresh_database(backend).await, Options { config, ..Options::default() }).await;
+    let now = mandate_core::Clock::now(&mandate_core::SystemClock);
+    let claims = serde_json::json!({
+        "iss": PARTNER, "sub": "alice", "aud": server.issuer, "client_id": "redeemer", "jti": "g-1",
+        "iat": now, "exp": now + 120, "resource": B, "act": { "sub": "agent-a" },
+    });
+    let assertion = partner.sign(Some("JWT"), &claims);
+    let form = [("grant_type", jwt_bearer), ("assertion", assertion.as_str()), ("resource", B)];
+    let res = server.post_form("/token", Some(("redeemer", SECRET)), &form).await;
+    assert_eq!(res.status(), 200);
+    let issued: Value = res.json().await.unwrap();
+    let at = issued["access_token"].as_str().unwrap();
+    let partners_alice = format!("{PARTNER}#alice");
+
+    let tree: Value = server
+        .http
+        .get(server.url(&format!("/admin/lineage/{}", jti(at))))
+        .basic_auth("ops", Some(SECRET))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(tree["grant"].is_null(), "no grant of a person here: {tree}");
+    assert_eq!(tree["root"]["subject"], partners_alice.as_str());
+    assert_eq!(tree["root"]["actors"], serde_json::json!(["redeemer", format!("{PARTNER}#agent-a")]), "{tree}");
+
+    // alice's own tokens do not include it; the partner's alice has her own.
+    let list = |subject: String| {
+        let url = server.url(&format!(
+            "/admin/tokens?subject={}",
+            form_urlencoded::byte_serialize(subject.as_bytes()).collect::<String>()
+        ));
+        server.http.get(url).basic_auth("ops", Some(SECRET)).send()
+    };
+    let alices: Value = list("alice".into()).await.unwrap().json().await.unwrap();
+    assert!(alices["tokens"].as_array().unwrap().iter().all(|t| t["jti"] != jti(at).as_str()), "{alices}");
+    let theirs: Value = list(partners_alice).await.unwrap().json().await.unwrap();
+    assert_eq!(theirs["tokens"][0]["jti"], jti(at).as_str(), "{theirs}");
+}
+
+/// desktop-agent signs alice in and gets an access and a refresh token (a new grant each time).
+async fn desktop_tokens(server: &TestServer) -> (String, String) {
+    let mut browser = Browser::new();
+    let extra = [("scope", "tools:read offline_access"), ("resource", crate::common::MCP)];
+    let code = authorize_as_alice(server, &mut browser, "desktop-agent", NATIVE_REDIRECT, &extra).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", "desktop-agent"),
+        ("code", code.as_str()),
+        ("code_verifier", VERIFIER),
+        ("resource", crate::common::MCP),
+    ];
+    let body: Value = server.post_form("/token", None, &form).await.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap_or_else(|| panic!("{body}")).to_owned();
+    (access, body["refresh_token"].as_str().expect("a refresh token").to_owned())
+}
+
+async fn refresh(server: &TestServer, refresh_token: &str) -> reqwest::Response {
+    let form = [("grant_type", "refresh_token"), ("client_id", "desktop-agent"), ("refresh_token", refresh_token)];
+    server.post_form("/token", None, &form).await
+}
+
+/// Issue 15 item 17: revoking a token's subtree leaves its grant, so the client refreshes; revoking
+/// the grant, by the id the lineage shows or as every grant of a person for a client, stops it.
+async fn revoking_a_grant_through_the_admin_api_stops_its_refresh_tokens(backend: Backend) {
+    let server =
+        TestServer::start_on(fresh_database(backend).await, Options { config: config(), ..Options::default() }).await;
+    let admin = |path: String, form: Vec<(&'static str, String)>| {
+        server.http.post(server.url(&path)).basic_auth("ops", Some(SECRET)).form(&form).send()
+    };
+    let (access, r0) = desktop_tokens(&server).await;
+    let tree: Value = server
+        .http
+        .get(server.url(&format!("/admin/lineage/{}", jti(&access))))
+        .basic_auth("ops", Some(SECRET))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let grant_id = tree["grant"]["grant_id"].as_str().unwrap_or_else(|| panic!("{tree}")).to_owned();
+
+    // The token's subtree: the answer names the grant that still lets the client refresh.
+    let res = admin(format!("/admin/lineage/{}/revoke", jti(&access)), vec![]).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["live_grant_id"], grant_id.as_str(), "{body}");
+    let res = refresh(&server, &r0).await;
+    assert_eq!(res.status(), 200, "the grant is live: the client refreshes");
+    let refreshed: Value = res.json().await.unwrap();
+    let (a1, r1) = (refreshed["access_token"].as_str().unwrap(), refreshed["refresh_token"].as_str().unwrap());
+
+    // The grant, by the id the lineage printed: refreshes are refused, its tokens inactive.
+    let res = admin(format!("/admin/lineage/{grant_id}/revoke"), vec![]).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        (&body["grant_id"], &body["username"], &body["client_id"]),
+        (&json!(grant_id), &json!("alice"), &json!("desktop-agent"))
+    );
+    assert_eq!(body["was_live"], true, "{body}");
+    assert_oauth_error(refresh(&server, r1).await, 400, "invalid_grant").await;
+    assert_eq!(server.introspect(a1).await["active"], false);
+    let again: Value =
+        admin(format!("/admin/lineage/grant:{grant_id}/revoke"), vec![]).await.unwrap().json().await.unwrap();
+    assert_eq!(again["was_live"], false, "{again}");
+    let audit = server.state().store.audit_by_jti(&format!("grant:{grant_id}")).await.unwrap();
+    assert!(audit.iter().any(|e| e.detail.as_deref() == Some("grant revoked by admin client ops")), "{audit:?}");
+
+    // Every grant of alice for desktop-agent: two new ones, both cut off.
+    let (a2, r2) = desktop_tokens(&server).await;
+    let (_, r3) = desktop_tokens(&server).await;
+    let form = |user: &str, client: &str| vec![("username", user.to_owned()), ("client", client.to_owned())];
+    let res = admin("/admin/grants/revoke".into(), form("alice", "desktop-agent")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["grants_revoked"], 2, "{body}");
+    for r in [&r2, &r3] {
+        assert_oauth_error(refresh(&server, r).await, 400, "invalid_grant").await;
+    }
+    assert_eq!(server.introspect(&a2).await["active"], false);
+    let body: Value =
+        admin("/admin/grants/revoke".into(), form("alice", "desktop-agent")).await.unwrap().json().await.unwrap();
+    assert_eq!(body["grants_revoked"], 0, "nothing left: {body}");
+
+    // Misspelt names and unknown ids are told apart from "nothing left"; strangers are refused.
+    for (user, client, needle) in [
+        ("alicia", "desktop-agent", "no user named alicia"),
+        ("alice", "desktop-agnet", "no client with id desktop-agnet"),
+    ] {
+        let res = admin("/admin/grants/revoke".into(), form(user, client)).await.unwrap();
+        assert_eq!(res.status(), 404);
+        let body: Value = res.json().await.unwrap();
+        assert!(body["error_description"].as_str().unwrap().contains(needle), "{body}");
+    }
+    let res = admin("/admin/grants/revoke".into(), vec![("username", "alice".into())]).await.unwrap();
+    assert_oauth_error(res, 400, "invalid_request").await;
+    let res = admin("/admin/lineage/no-such-id/revoke".into(), vec![]).await.unwrap();
+    assert_eq!(res.status(), 404);
+    let res = server
+        .http
+        .post(server.url("/admin/grants/revoke"))
+        .basic_auth("agent-a", Some(SECRET))
+        .form(&form("alice", "desktop-agent"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}
+
 crate::on_both_backends!(
     the_admin_api_shows_the_tree_and_revokes_a_subtree_everywhere,
-    the_person_sees_the_graph_and_can_pull_the_kill_switch
+    the_person_sees_the_graph_and_can_pull_the_kill_switch,
+    a_partners_people_and_actors_are_told_apart_in_the_lineage,
+    revoking_a_grant_through_the_admin_api_stops_its_refresh_tokens,
 );

@@ -49,6 +49,9 @@ async fn site() -> Site {
                 match name.as_str() {
                     "good" => doc(json!({})),
                     "with-logo" => doc(json!({ "logo_uri": format!("{base}/logo.png") })),
+                    "elsewhere" => {
+                        doc(json!({ "application_type": "web", "redirect_uris": ["https://elsewhere.example/cb"] }))
+                    }
                     "svg-logo" => doc(json!({ "logo_uri": format!("{base}/logo.svg") })),
                     "logo.png" => ([(header::CONTENT_TYPE, "image/png")], PNG).into_response(),
                     "logo.svg" => ([(header::CONTENT_TYPE, "image/svg+xml")], "<svg><script>alert(1)</script></svg>")
@@ -97,6 +100,7 @@ async fn a_url_client_completes_the_code_flow(backend: Backend) {
     let consent = b.get(consent_at.location.as_deref().unwrap()).await;
     assert!(consent.body.contains("URL Agent"));
     assert!(consent.body.contains("id=\"verified-host\""), "the verified host is shown");
+    assert!(!consent.body.contains("id=\"redirect-elsewhere\""), "the answer goes to the same host");
     let done = b.decide(consent_at.location.as_deref().unwrap(), "approve", false).await;
     assert!(done.redirects_to("http://127.0.0.1:49152/callback"), "{:?}", done.location);
     let res = server
@@ -235,7 +239,50 @@ async fn logos_are_shown_from_our_origin(backend: Backend) {
     assert_eq!(unknown.status(), 404, "logos only of clients with a pending request");
 }
 
+/// Issue #15 item 11: a URL naming a host that resolves only to private addresses and one naming a
+/// host that does not resolve get the same answer, so client ids cannot probe internal DNS.
+async fn fetch_errors_do_not_map_the_internal_network(backend: Backend) {
+    let server = server(backend, "").await;
+    let mut descriptions = Vec::new();
+    for host in ["localhost", "no-such-host.invalid"] {
+        let client_id = format!("https://{host}/agent");
+        let res = server
+            .post_form(
+                "/token",
+                None,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("client_id", &client_id),
+                    ("code", "x"),
+                    ("code_verifier", VERIFIER),
+                ],
+            )
+            .await;
+        let body = assert_oauth_error(res, 401, "invalid_client").await;
+        descriptions.push(body["error_description"].as_str().unwrap().replace(host, "HOST"));
+    }
+    assert_eq!(descriptions[0], descriptions[1]);
+    assert!(descriptions[0].contains("HOST could not be reached"), "{}", descriptions[0]);
+}
+
+/// Issue #15 item 14: a verified host vouches for the client, not for where the code goes: the
+/// consent page says so when the redirect URI is on another host.
+async fn the_consent_page_says_where_the_code_goes(backend: Backend) {
+    let site = site().await;
+    let server = server(backend, "allow_private_networks = true").await;
+    let client_id = format!("{}/elsewhere", site.base);
+    let mut b = Browser::new();
+    let start =
+        b.get(&authorize_url(&server, &client_id, "https://elsewhere.example/cb", &[("scope", "tools:read")])).await;
+    let consent_at = b.sign_in(start.location.as_deref().unwrap(), "alice", ALICE_PASSWORD).await;
+    let page = b.get(consent_at.location.as_deref().unwrap()).await.body;
+    assert!(page.contains("id=\"verified-host\""), "{page}");
+    assert!(page.contains("id=\"redirect-elsewhere\"") && page.contains("elsewhere.example"), "{page}");
+}
+
 crate::on_both_backends!(
+    the_consent_page_says_where_the_code_goes,
+    fetch_errors_do_not_map_the_internal_network,
     logos_are_shown_from_our_origin,
     a_url_client_completes_the_code_flow,
     every_failure_mode_is_refused,

@@ -129,9 +129,13 @@ async fn inline_keys_authenticate_and_forgeries_fail(backend: Backend) {
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"], "invalid_client", "{what}: {body}");
     }
-    // Claiming to be a secret-based client with an assertion.
+    // Claiming to be a secret-based client with an assertion: the same answer as for a client
+    // that does not exist, so assertions cannot probe which clients use which method (item 11).
     let res = token(&server, &assertion(&es, "build-agent", &issuer, json!({})), &[]).await;
-    assert_oauth_error(res, 401, "invalid_client").await;
+    let secret_based = assert_oauth_error(res, 401, "invalid_client").await;
+    let res = token(&server, &assertion(&es, "no-such-client", &issuer, json!({})), &[]).await;
+    let unknown = assert_oauth_error(res, 401, "invalid_client").await;
+    assert_eq!(secret_based["error_description"], unknown["error_description"]);
     // Malformed requests.
     let good = assertion(&es, "key-agent", &issuer, json!({}));
     let res = server
@@ -193,7 +197,55 @@ async fn keys_from_jwks_uri_on_loopback_only_when_allowed(backend: Backend) {
     assert_eq!(hits.load(Ordering::SeqCst), 0, "the fetch never left the server");
 }
 
+/// Issue #15 item 1: a client ID metadata document may declare `client_credentials` with its own
+/// keys, but anyone can publish one: no token without a person unless the unattended policy
+/// allows it, and then only on the resources and scopes it names.
+async fn metadata_document_clients_get_no_client_credentials_unless_allowed(backend: Backend) {
+    let es = key(SigningAlgorithm::ES256);
+    let set = jwks(&[&es]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client_id = format!("http://127.0.0.1:{}/agent", listener.local_addr().unwrap().port());
+    let doc = json!({
+        "client_id": client_id, "client_name": "Self-declared bot", "token_endpoint_auth_method": "private_key_jwt",
+        "grant_types": ["client_credentials"], "jwks": set,
+    });
+    let app = axum::Router::new().route("/agent", axum::routing::get(move || async move { axum::Json(doc) }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let db = fresh_database(backend).await;
+    let config = |policy: &str| {
+        format!("[registration]\nallow_private_networks = true\n{policy}\n{}", crate::common::base_config())
+    };
+    let server = TestServer::start_on(db, Options { config: config(""), ..Options::default() }).await;
+    let res = token(&server, &assertion(&es, &client_id, &server.issuer, json!({})), &[]).await;
+    assert_oauth_error(res, 400, "unauthorized_client").await;
+    let db = server.stop().await;
+
+    let policy = format!(
+        "unattended_grant_types = [\"client_credentials\"]\nunattended_resources = [\"{MCP}\"]\nunattended_scopes = [\"tools:read\"]"
+    );
+    let server = TestServer::start_on(db, Options { config: config(&policy), ..Options::default() }).await;
+    let res = token(&server, &assertion(&es, &client_id, &server.issuer, json!({})), &[]).await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    assert_eq!(res.json::<Value>().await.unwrap()["scope"], "tools:read");
+    let jwt = assertion(&es, &client_id, &server.issuer, json!({}));
+    let res = server
+        .post_form(
+            "/token",
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", crate::common::API),
+                ("client_assertion_type", TYPE),
+                ("client_assertion", &jwt),
+            ],
+        )
+        .await;
+    assert_oauth_error(res, 400, "invalid_target").await;
+}
+
 crate::on_both_backends!(
+    metadata_document_clients_get_no_client_credentials_unless_allowed,
     inline_keys_authenticate_and_forgeries_fail,
     replay_is_refused_across_instances,
     keys_from_jwks_uri_on_loopback_only_when_allowed,

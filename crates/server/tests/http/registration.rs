@@ -38,7 +38,7 @@ async fn public_clients_register_once_and_complete_the_flow(backend: Backend) {
     let client_id = first["client_id"].as_str().unwrap().to_owned();
     assert!(first.get("client_secret").is_none(), "public clients get no secret");
     assert_eq!(first["application_type"], "native");
-    assert!(first["registration_access_token"].is_string());
+    assert!(first.get("registration_access_token").is_none(), "a shared public registration is managed by nobody");
     // The same metadata again: the same client, not a new row.
     let again: Value = register(&server, native_app(), None).await.json().await.unwrap();
     assert_eq!(again["client_id"], client_id.as_str());
@@ -69,19 +69,17 @@ async fn public_clients_register_once_and_complete_the_flow(backend: Backend) {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["scope"], "tools:call tools:read");
 
-    // RFC 7592: read with the registration access token, delete, and the client is gone.
-    let token = first["registration_access_token"].as_str().unwrap();
-    let uri = first["registration_client_uri"].as_str().unwrap();
-    assert_eq!(server.http.get(uri).bearer_auth("wrong").send().await.unwrap().status(), 401);
-    let read: Value = server.http.get(uri).bearer_auth(token).send().await.unwrap().json().await.unwrap();
-    assert_eq!(read["client_id"], client_id.as_str());
-    assert_eq!(server.http.delete(uri).bearer_auth(token).send().await.unwrap().status(), 204);
-    let gone = b.get(&authorize_url(&server, &client_id, NATIVE_REDIRECT, &[])).await;
-    assert_eq!(gone.status, 400, "a deleted client is unknown");
+    // No RFC 7592 management: whatever token is tried.
+    let uri = server.url(&format!("/register/{client_id}"));
+    assert_eq!(server.http.get(&uri).bearer_auth("wrong").send().await.unwrap().status(), 401);
+    assert_eq!(server.http.delete(&uri).bearer_auth("wrong").send().await.unwrap().status(), 401);
 }
 
+/// The policy of the tests that let self-registered clients act for themselves.
+const UNATTENDED: &str = "unattended_grant_types = [\"client_credentials\"]\nunattended_resources = [\"http://127.0.0.1:9090/mcp\"]\nunattended_scopes = [\"tools:read\"]";
+
 async fn confidential_clients_get_a_secret(backend: Backend) {
-    let server = server(backend, "").await;
+    let server = server(backend, UNATTENDED).await;
     let body = json!({ "client_name": "Build bot", "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_basic" });
     let res = register(&server, body.clone(), None).await;
     assert_eq!(res.status(), 201);
@@ -99,6 +97,56 @@ async fn confidential_clients_get_a_secret(backend: Backend) {
     // Confidential registrations are never merged: each gets its own client and secret.
     let other: Value = register(&server, body, None).await.json().await.unwrap();
     assert_ne!(other["client_id"], reg["client_id"]);
+}
+
+/// Issue #15 item 1: anyone can register, so a self-registered client gets no token nobody
+/// consented to unless `registration.unattended_*` allows it, and then only on what it names.
+async fn self_registered_clients_get_no_unattended_grants_unless_allowed(backend: Backend) {
+    let db = fresh_database(backend).await;
+    let start = |registration: &'static str, db| async move {
+        let config = format!("[registration]\ndynamic = true\n{registration}\n{}", delegation_config());
+        TestServer::start_on(db, Options { config, ..Options::default() }).await
+    };
+    let server = start("", db).await;
+    let body = json!({ "client_name": "Bot", "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_basic" });
+    let refused = assert_oauth_error(register(&server, body.clone(), None).await, 400, "invalid_client_metadata").await;
+    assert!(
+        refused["error_description"].as_str().unwrap().contains("registration.unattended_grant_types"),
+        "{refused}"
+    );
+    let jwt_bearer = json!({ "grant_types": ["urn:ietf:params:oauth:grant-type:jwt-bearer"], "token_endpoint_auth_method": "client_secret_basic" });
+    assert_oauth_error(register(&server, jwt_bearer, None).await, 400, "invalid_client_metadata").await;
+    let db = server.stop().await;
+
+    // Allowed: only the named resource and scopes, whatever the client would otherwise reach.
+    let server = start(UNATTENDED, db).await;
+    let reg: Value = register(&server, body, None).await.json().await.unwrap();
+    let (id, secret) =
+        (reg["client_id"].as_str().unwrap().to_owned(), reg["client_secret"].as_str().unwrap().to_owned());
+    let cc = |resource: &'static str, scope: &'static str| {
+        let (server, id, secret) = (&server, id.clone(), secret.clone());
+        async move {
+            let mut form = vec![("grant_type", "client_credentials"), ("resource", resource)];
+            if !scope.is_empty() {
+                form.push(("scope", scope));
+            }
+            server.post_form("/token", Some((&id, &secret)), &form).await
+        }
+    };
+    let ok: Value = cc(MCP, "").await.json().await.unwrap();
+    assert_eq!(ok["scope"], "tools:read", "no scope asked: the policy's, not every scope of the resource");
+    assert_oauth_error(cc(MCP, "tools:call").await, 400, "invalid_scope").await;
+    assert_oauth_error(cc(crate::common::API, "admin").await, 400, "invalid_target").await;
+    let db = server.stop().await;
+
+    // The policy withdrawn: a client registered under it gets nothing more.
+    let server = start("", db).await;
+    let body = assert_oauth_error(cc_again(&server, &id, &secret).await, 400, "unauthorized_client").await;
+    assert!(body["error_description"].as_str().unwrap().contains("nobody's consent"), "{body}");
+}
+
+async fn cc_again(server: &TestServer, id: &str, secret: &str) -> reqwest::Response {
+    server.post_form("/token", Some((id, secret)), &[("grant_type", "client_credentials"), ("resource", MCP)]).await
 }
 
 async fn bad_metadata_is_refused(backend: Backend) {
@@ -186,9 +234,38 @@ async fn registration_is_off_by_default(backend: Backend) {
     assert_eq!(register(&server, native_app(), None).await.status(), 404);
 }
 
+/// Issue #15 item 9 (RFC 9700 §4.11.2): a bad authorization request of a self-registered client is
+/// answered on a page, not by a redirect to the URI anyone could register; a configured client's
+/// goes back to its redirect URI as RFC 6749 §4.1.2.1 says.
+async fn errors_of_self_registered_clients_are_not_redirected(backend: Backend) {
+    let server = server(backend, "").await;
+    let evil = "https://attacker.example/cb";
+    let reg: Value = register(
+        &server,
+        json!({ "client_name": "Not evil", "token_endpoint_auth_method": "none", "redirect_uris": [evil] }),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = reg["client_id"].as_str().unwrap();
+    let mut b = Browser::new();
+    for bad in [[("response_type", "token")], [("scope", "no-such-scope")], [("code_challenge_method", "plain")]] {
+        let seen = b.get(&authorize_url(&server, id, evil, &bad)).await;
+        assert_eq!(seen.status, 400, "{bad:?}: {:?}", seen.location);
+        assert!(seen.location.is_none(), "{bad:?}: no redirect to {:?}", seen.location);
+    }
+    let seen = b.get(&authorize_url(&server, "web-agent", WEB_REDIRECT, &[("response_type", "token")])).await;
+    assert!(seen.redirects_to(WEB_REDIRECT), "{:?}", seen.location);
+    assert_eq!(seen.param("error").as_deref(), Some("unsupported_response_type"));
+}
+
 crate::on_both_backends!(
+    errors_of_self_registered_clients_are_not_redirected,
     public_clients_register_once_and_complete_the_flow,
     confidential_clients_get_a_secret,
+    self_registered_clients_get_no_unattended_grants_unless_allowed,
     bad_metadata_is_refused,
     initial_access_token_and_throttling,
     registration_is_off_by_default,

@@ -10,7 +10,10 @@ use crate::common::{Backend, MCP, Options, TestServer, assert_oauth_error, fresh
 const PUBLISHER: &str = "https://publisher.example";
 
 async fn server(backend: Backend, registration: &str) -> TestServer {
-    let config = format!("[registration]\ndynamic = true\n{registration}\n{}", delegation_config());
+    let config = format!(
+        "[registration]\ndynamic = true\nunattended_grant_types = [\"client_credentials\"]\nunattended_resources = [\"http://127.0.0.1:9090/mcp\"]\nunattended_scopes = [\"tools:read\"]\n{registration}\n{}",
+        delegation_config()
+    );
     TestServer::start_on(fresh_database(backend).await, Options { config, ..Options::default() }).await
 }
 
@@ -117,17 +120,20 @@ async fn clients_read_and_replace_their_registration(backend: Backend) {
     );
 }
 
-async fn a_public_client_moving_to_a_secret_gets_one(backend: Backend) {
+async fn a_keyed_client_moving_to_a_secret_gets_one(backend: Backend) {
     let server = server(backend, "").await;
-    let body = json!({ "client_name": "CLI", "application_type": "native", "token_endpoint_auth_method": "none",
-                       "redirect_uris": [NATIVE_REDIRECT] });
+    let jwks = public_jwks([&key()]);
+    let body = json!({ "client_name": "CLI", "application_type": "native", "token_endpoint_auth_method": "private_key_jwt",
+                       "jwks": jwks, "redirect_uris": [NATIVE_REDIRECT] });
     let reg: Value = register(&server, &body).await.json().await.unwrap();
+    assert!(reg.get("client_secret").is_none());
     let (id, token, uri) = (
         reg["client_id"].as_str().unwrap(),
         reg["registration_access_token"].as_str().unwrap(),
         reg["registration_client_uri"].as_str().unwrap(),
     );
     let mut changed = body.clone();
+    changed.as_object_mut().unwrap().remove("jwks");
     changed["client_id"] = json!(id);
     changed["token_endpoint_auth_method"] = json!("client_secret_post");
     changed["grant_types"] = json!(["client_credentials"]);
@@ -142,9 +148,101 @@ async fn a_public_client_moving_to_a_secret_gets_one(backend: Backend) {
         )
         .await;
     assert_eq!(res.status(), 200);
-    // No longer public: registering the old public metadata again makes a new client.
-    let again: Value = register(&server, &body).await.json().await.unwrap();
+    // A managed client is never shared: public metadata identical to what it moves to makes a new client.
+    let mut public = changed.clone();
+    public["token_endpoint_auth_method"] = json!("none");
+    public["grant_types"] = json!(["authorization_code"]);
+    let moved: Value =
+        server.http.put(uri).bearer_auth(token).json(&public).send().await.unwrap().json().await.unwrap();
+    assert_eq!(moved["client_id"], id);
+    public.as_object_mut().unwrap().remove("client_id");
+    let again: Value = register(&server, &public).await.json().await.unwrap();
     assert_ne!(again["client_id"], id);
+}
+
+/// Issue #15 item 4, as reproduced: an attacker registers first, the real app registers the same
+/// public metadata and gets the same client, alice approves it with "remember". The attacker must
+/// hold no management right to change the redirect URIs (or delete the client) under everyone.
+async fn a_shared_public_registration_cannot_be_hijacked(backend: Backend) {
+    let server = server(backend, "").await;
+    let app = json!({ "client_name": "Real app", "application_type": "native", "token_endpoint_auth_method": "none",
+                      "redirect_uris": [NATIVE_REDIRECT], "grant_types": ["authorization_code"] });
+    let attacker: Value = register(&server, &app).await.json().await.unwrap();
+    let real: Value = register(&server, &app).await.json().await.unwrap();
+    assert_eq!(attacker["client_id"], real["client_id"]);
+    for reg in [&attacker, &real] {
+        assert!(reg.get("registration_access_token").is_none() && reg.get("registration_client_uri").is_none());
+    }
+    // A token a registration received before this fix is refused for a shared client.
+    let id = real["client_id"].as_str().unwrap();
+    let old_token = "registration-token-from-before-0123456789";
+    let store = &server.state().store;
+    let mut legacy = store.get_registration(id).await.unwrap().unwrap();
+    legacy.client_id = "dcr_legacy_shared".into();
+    legacy.access_token_hash = mandate_core::SecretDigest::of(old_token).encode();
+    let mut legacy_client = store.get_client(id).await.unwrap().unwrap();
+    legacy_client.client_id = legacy.client_id.clone();
+    store.register_client(&legacy_client, &legacy).await.unwrap();
+    let uri = server.url("/register/dcr_legacy_shared");
+    let mut hijack = app.clone();
+    hijack["client_id"] = json!("dcr_legacy_shared");
+    hijack["redirect_uris"] = json!(["https://attacker.example/cb"]);
+    let res = server.http.put(&uri).bearer_auth(old_token).json(&hijack).send().await.unwrap();
+    let body = assert_oauth_error(res, 401, "invalid_token").await;
+    assert!(body["error_description"].as_str().unwrap().contains("shared"), "{body}");
+    assert_eq!(server.http.delete(&uri).bearer_auth(old_token).send().await.unwrap().status(), 401);
+}
+
+/// Issue #15 item 4: when a client's redirect URIs change, what a person decided for the old ones
+/// is forgotten: the remembered consent (prompt=none no longer answers with a code) and the
+/// outstanding code (refused at the token endpoint).
+async fn changed_redirect_uris_drop_consents_and_outstanding_codes(backend: Backend) {
+    let server = server(backend, "").await;
+    let body = json!({ "client_name": "Web bot", "token_endpoint_auth_method": "client_secret_basic",
+                       "redirect_uris": ["https://bot.example/cb"], "grant_types": ["authorization_code"] });
+    let reg: Value = register(&server, &body).await.json().await.unwrap();
+    let (id, secret) = (reg["client_id"].as_str().unwrap(), reg["client_secret"].as_str().unwrap());
+    let (token, uri) =
+        (reg["registration_access_token"].as_str().unwrap(), reg["registration_client_uri"].as_str().unwrap());
+    let mut b = Browser::new();
+    let start = b.get(&authorize_url(&server, id, "https://bot.example/cb", &[("scope", "tools:read")])).await;
+    let consent_at = b.sign_in(start.location.as_deref().unwrap(), "alice", ALICE_PASSWORD).await;
+    let done = b.decide(consent_at.location.as_deref().unwrap(), "approve", true).await;
+    let outstanding = done.param("code").expect("a code");
+    // Remembered: prompt=none answers with a code at once.
+    let silent = b
+        .get(&authorize_url(&server, id, "https://bot.example/cb", &[("scope", "tools:read"), ("prompt", "none")]))
+        .await;
+    assert!(silent.param("code").is_some(), "{:?}", silent.location);
+
+    let mut moved = body.clone();
+    moved["client_id"] = json!(id);
+    moved["redirect_uris"] = json!(["https://elsewhere.example/cb"]);
+    assert_eq!(server.http.put(uri).bearer_auth(token).json(&moved).send().await.unwrap().status(), 200);
+
+    let silent = b
+        .get(&authorize_url(
+            &server,
+            id,
+            "https://elsewhere.example/cb",
+            &[("scope", "tools:read"), ("prompt", "none")],
+        ))
+        .await;
+    assert!(silent.param("code").is_none(), "no code without asking alice again: {:?}", silent.location);
+    assert_eq!(silent.param("error").as_deref(), Some("consent_required"), "{:?}", silent.location);
+    let res = server
+        .post_form(
+            "/token",
+            Some((id, secret)),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &outstanding),
+                ("redirect_uri", "https://bot.example/cb"),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+    assert_oauth_error(res, 400, "invalid_grant").await;
 }
 
 async fn a_signed_statement_gives_a_verified_name(backend: Backend) {
@@ -155,7 +253,8 @@ async fn a_signed_statement_gives_a_verified_name(backend: Backend) {
         .sign(
             "JWT",
             &json!({ "iss": PUBLISHER, "iat": now, "exp": now + 3600, "client_name": "Signed Agent",
-                              "software_id": "signed-agent", "token_endpoint_auth_method": "none" }),
+                              "software_id": "signed-agent", "token_endpoint_auth_method": "none",
+                              "redirect_uris": [NATIVE_REDIRECT] }),
         )
         .unwrap();
     let body = json!({ "client_name": "Totally Official Agent", "application_type": "native",
@@ -169,6 +268,27 @@ async fn a_signed_statement_gives_a_verified_name(backend: Backend) {
     let page = consent_page(&server, reg["client_id"].as_str().unwrap()).await;
     assert!(page.contains("id=\"verified-publisher\"") && page.contains("Example Publisher"), "{page}");
     assert!(page.contains("Signed Agent") && !page.contains("Totally Official"));
+
+    // Issue #15 item 14: a statement that does not sign the redirect URIs can be replayed by anyone
+    // with their own, so it earns no badge (its metadata still applies).
+    let unbound = publisher
+        .sign(
+            "JWT",
+            &json!({ "iss": PUBLISHER, "iat": now, "exp": now + 3600, "client_name": "Signed Agent",
+                     "software_id": "signed-agent", "token_endpoint_auth_method": "none" }),
+        )
+        .unwrap();
+    let replayed: Value = register(
+        &server,
+        &json!({ "application_type": "native", "redirect_uris": [NATIVE_REDIRECT], "software_statement": unbound }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(replayed["client_name"], "Signed Agent");
+    let page = consent_page(&server, replayed["client_id"].as_str().unwrap()).await;
+    assert!(page.contains("id=\"unverified-name\"") && !page.contains("id=\"verified-publisher\""), "{page}");
 
     // Without a statement the name is the client's own claim, and the page says so.
     let plain: Value = register(
@@ -222,9 +342,36 @@ async fn bad_statements_are_refused(backend: Backend) {
     assert_eq!(ok.status(), 201);
 }
 
+/// The same for a configured client whose redirect URIs an operator changes: after the restart,
+/// alice is asked again.
+async fn a_config_client_with_new_redirect_uris_asks_again(backend: Backend) {
+    let config = delegation_config();
+    let server =
+        TestServer::start_on(fresh_database(backend).await, Options { config: config.clone(), ..Options::default() })
+            .await;
+    let mut b = Browser::new();
+    let start = b.get(&authorize_url(&server, "web-agent", WEB_REDIRECT, &[("scope", "tools:read")])).await;
+    let consent_at = b.sign_in(start.location.as_deref().unwrap(), "alice", ALICE_PASSWORD).await;
+    b.decide(consent_at.location.as_deref().unwrap(), "approve", true).await;
+    let db = server.stop().await;
+
+    let moved = config
+        .replace(&format!("redirect_uris = [\"{WEB_REDIRECT}\"]"), "redirect_uris = [\"https://moved.example/cb\"]");
+    assert_ne!(moved, config);
+    let server = TestServer::start_on(db, Options { config: moved, ..Options::default() }).await;
+    let mut b = Browser::new();
+    let start =
+        b.get(&authorize_url(&server, "web-agent", "https://moved.example/cb", &[("scope", "tools:read")])).await;
+    let next = b.sign_in(start.location.as_deref().unwrap(), "alice", ALICE_PASSWORD).await;
+    assert!(next.redirects_to(&server.url("/consent")), "asked again: {:?}", next.location);
+}
+
 crate::on_both_backends!(
+    a_config_client_with_new_redirect_uris_asks_again,
     clients_read_and_replace_their_registration,
-    a_public_client_moving_to_a_secret_gets_one,
+    a_keyed_client_moving_to_a_secret_gets_one,
+    a_shared_public_registration_cannot_be_hijacked,
+    changed_redirect_uris_drop_consents_and_outstanding_codes,
     a_signed_statement_gives_a_verified_name,
     bad_statements_are_refused,
 );

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::common::browser::{Browser, authorize_as_alice, delegation_config};
 use crate::common::{Backend, Options, TestServer, assert_oauth_error, decode_unverified, fresh_database};
+use crate::identity_assertion::{PARTNER, Partner};
 
 const SECRET: &str = "exchange-test-secret-0123456789abcdefghijkl";
 const B: &str = "https://b.example/mcp";
@@ -85,8 +86,6 @@ scopes = ["data:read"]
 async fn start(backend: Backend) -> TestServer {
     TestServer::start_on(fresh_database(backend).await, Options { config: config(), ..Options::default() }).await
 }
-
-const PARTNER: &str = "https://partner.example";
 
 /// alice's token for agent A on B, with data:read and data:write.
 async fn alices_token(server: &TestServer) -> String {
@@ -324,56 +323,205 @@ async fn revoking_a_token_kills_its_subtree_and_spares_siblings(backend: Backend
     assert!(body["error_description"].as_str().unwrap().contains("revoked"), "{body}");
 }
 
-/// A partner's JWT (a trusted issuer) as subject token, naming who may act for its subject.
+/// A partner's JWT (a trusted issuer) as subject token, naming who may act for its subject. Until
+/// issue 15 (item 19) the partner's `may_act` was compared with local client ids, and its `aud`
+/// could be a resource here; now `aud` is this server and `may_act` names a client here only
+/// through the issuer's `client_ids` mapping (or with this server's `iss`).
 async fn may_act_in_a_trusted_subject_token_decides_who_may_act(backend: Backend) {
-    use mandate_core::jose::{SigningAlgorithm, SigningKey, generate_private_key};
-    let alg = SigningAlgorithm::ES256;
-    let key = SigningKey::from_pkcs8(alg, &generate_private_key(alg).unwrap()).unwrap();
-    let jwks = serde_json::to_value(mandate_core::jose::public_jwks([&key])).unwrap();
-    let trusted = format!(
-        "\n[[trusted_issuers]]\nissuer = \"{PARTNER}\"\njwks = {}\n",
-        crate::private_key_jwt::toml_inline(&jwks)
-    );
-    let config = format!("{}{trusted}", config());
+    let partner = Partner::new(PARTNER);
+    let config = format!("{}{}", config(), partner.trusted("client_ids = { \"partner-mcp\" = \"mcp-b\" }"));
     let server = TestServer::start_on(fresh_database(backend).await, Options { config, ..Options::default() }).await;
     let now = mandate_core::Clock::now(&mandate_core::SystemClock);
-    let partner_token = |may_act: &str| {
-        let claims = json!({
-            "iss": PARTNER, "sub": "bob@partner", "aud": B, "scope": "data:read",
-            "iat": now, "exp": now + 120, "may_act": { "sub": may_act },
+    let partner_token = |jti: &str, extra: Value| {
+        let mut claims = json!({
+            "iss": PARTNER, "sub": "bob", "aud": server.issuer, "scope": "data:read", "jti": jti,
+            "iat": now, "exp": now + 120,
         });
-        key.sign("JWT", &claims).unwrap()
+        for (k, v) in extra.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        partner.sign(Some("JWT"), &claims)
     };
     let jwt = "urn:ietf:params:oauth:token-type:jwt";
+    let srv = &server;
+    let send = |token: String| async move {
+        exchange(srv, "mcp-b", &[("subject_token", &token), ("subject_token_type", jwt), ("resource", C)]).await
+    };
 
-    let allowed = partner_token("mcp-b");
-    let res =
-        exchange(&server, "mcp-b", &[("subject_token", &allowed), ("subject_token_type", jwt), ("resource", C)]).await;
+    // may_act names the partner's client that the mapping makes mcp-b here.
+    let res = send(partner_token("t-1", json!({ "may_act": { "sub": "partner-mcp" } }))).await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     let (_, claims) = decode_unverified(token(&body));
-    assert_eq!(claims["sub"], "bob@partner");
+    assert_eq!(claims["sub"], format!("{PARTNER}#bob"), "the partner's bob, not a person here");
     assert_eq!(claims["act"], json!({ "sub": "mcp-b" }));
     assert!(claims["exp"].as_i64().unwrap() <= now + 120, "within the partner token's life");
+    // Or names mcp-b in this server's namespace, with this server's iss.
+    let res = send(partner_token("t-2", json!({ "may_act": { "sub": "mcp-b", "iss": server.issuer } }))).await;
+    assert_eq!(res.status(), 200);
 
-    let someone_else = partner_token("api-c");
+    // "mcp-b" in the partner's namespace is not mcp-b here.
+    let res = send(partner_token("t-3", json!({ "may_act": { "sub": "mcp-b" } }))).await;
+    let body = assert_oauth_error(res, 400, "invalid_request").await;
+    assert!(body["error_description"].as_str().unwrap().contains("only they may"), "{body}");
+    // Issued to the partner's client mapped to mcp-b, but may_act names another of its clients.
     let res =
-        exchange(&server, "mcp-b", &[("subject_token", &someone_else), ("subject_token_type", jwt), ("resource", C)])
-            .await;
+        send(partner_token("t-4", json!({ "client_id": "partner-mcp", "may_act": { "sub": "partner-other" } }))).await;
     let body = assert_oauth_error(res, 400, "invalid_request").await;
     assert!(body["error_description"].as_str().unwrap().contains("may_act does not allow mcp-b"), "{body}");
 
     // Signed by a key the partner does not publish: refused.
-    let stranger = SigningKey::from_pkcs8(alg, &generate_private_key(alg).unwrap()).unwrap();
-    let forged =
-        stranger.sign("JWT", &json!({ "iss": PARTNER, "sub": "bob@partner", "aud": B, "exp": now + 60 })).unwrap();
-    let res =
-        exchange(&server, "mcp-b", &[("subject_token", &forged), ("subject_token_type", jwt), ("resource", C)]).await;
+    let stranger = Partner::new(PARTNER);
+    let forged = stranger
+        .sign(Some("JWT"), &json!({ "iss": PARTNER, "sub": "bob", "aud": server.issuer, "exp": now + 60, "jti": "f" }));
+    let res = send(forged).await;
     assert_oauth_error(res, 400, "invalid_request").await;
 }
 
+/// Issue 15, item 19: a partner's JWT used to be exchanged after a check of its signature and
+/// times only: addressed to another server, exchanged again and again, already redeemed through
+/// jwt-bearer, for a target outside its `resource`, a year-long access token for the partner's own
+/// APIs, and a `client_id` of the partner's taken for a client here.
+async fn a_partner_token_is_exchanged_once_and_only_as_a_grant_for_this_server(backend: Backend) {
+    let partner = Partner::new(PARTNER);
+    let bridge = format!(
+        "\n[[clients]]\nclient_id = \"bridge\"\nclient_secret = \"{SECRET}\"\ngrant_types = [\"{TE}\", \"urn:ietf:params:oauth:grant-type:jwt-bearer\"]\nscopes = [\"data:read\"]\n"
+    );
+    let mapping = "client_ids = { \"partner-mcp\" = \"mcp-b\", \"bridge\" = \"bridge\" }";
+    let config = format!("{}{bridge}{}", config(), partner.trusted(mapping));
+    let server = TestServer::start_on(fresh_database(backend).await, Options { config, ..Options::default() }).await;
+    let now = mandate_core::Clock::now(&mandate_core::SystemClock);
+    let claims = |jti: &str, client_id: &str| {
+        json!({ "iss": PARTNER, "sub": "bob", "aud": server.issuer, "client_id": client_id, "scope": "data:read",
+                "jti": jti, "iat": now, "exp": now + 120 })
+    };
+    let jwt = "urn:ietf:params:oauth:token-type:jwt";
+    let send = |client: &'static str, token: String, target: &'static str| {
+        let server = &server;
+        async move {
+            exchange(server, client, &[("subject_token", &token), ("subject_token_type", jwt), ("resource", target)])
+                .await
+        }
+    };
+    let says = |body: Value, words: &str| {
+        assert!(body["error_description"].as_str().unwrap().contains(words), "expected {words:?}: {body}");
+    };
+
+    // Addressed to another authorization server: refused.
+    let mut elsewhere = claims("elsewhere", "partner-mcp");
+    elsewhere["aud"] = json!("https://as.other.example");
+    let res = send("mcp-b", partner.sign(Some("JWT"), &elsewhere), C).await;
+    says(assert_oauth_error(res, 400, "invalid_request").await, "aud");
+
+    // Exchanged once; the second time its jti is used up.
+    let once = partner.sign(Some("JWT"), &claims("once", "partner-mcp"));
+    let res = send("mcp-b", once.clone(), C).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let (_, c) = decode_unverified(token(&body));
+    assert_eq!(c["act"], json!({ "sub": "mcp-b", "act": { "sub": "partner-mcp", "iss": PARTNER } }));
+    let res = send("mcp-b", once, C).await;
+    says(assert_oauth_error(res, 400, "invalid_request").await, "used already");
+
+    // Redeemed through jwt-bearer first: the exchange finds its jti used.
+    let mut grant = claims("grant", "bridge");
+    grant["resource"] = json!(B);
+    let grant = partner.sign(Some("JWT"), &grant);
+    let form =
+        [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", grant.as_str()), ("resource", B)];
+    let res = server.post_form("/token", Some(("bridge", SECRET)), &form).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let res = send("bridge", grant, B).await;
+    says(assert_oauth_error(res, 400, "invalid_request").await, "used already");
+
+    // Its resource claim bounds the target.
+    let mut for_b = claims("for-b", "partner-mcp");
+    for_b["resource"] = json!(B);
+    let res = send("mcp-b", partner.sign(Some("JWT"), &for_b), C).await;
+    says(assert_oauth_error(res, 400, "invalid_target").await, "is for");
+
+    // The partner's access token for its own API, valid a year: refused (not configured).
+    let mut access = claims("access", "partner-mcp");
+    access["aud"] = json!(server.issuer);
+    access["exp"] = json!(now + 365 * 86_400);
+    let res = send("mcp-b", partner.sign(Some("at+jwt"), &access), C).await;
+    says(assert_oauth_error(res, 400, "invalid_request").await, "at+jwt");
+    let res = send("mcp-b", partner.sign(Some("JWT"), &access), C).await;
+    says(assert_oauth_error(res, 400, "invalid_request").await, "limit is 300 seconds");
+
+    // Its client "mcp-b" is the partner's mcp-b, not ours: only the mapping names a client here.
+    let res = send("mcp-b", partner.sign(Some("JWT"), &claims("theirs", "mcp-b")), C).await;
+    says(assert_oauth_error(res, 400, "invalid_request").await, "only they may");
+}
+
+/// Issue 15, item 7: a client put the person in its place in the `act` chain by sending, as actor
+/// token, a token it held for the person. The actor token must be its own token about itself.
+async fn an_actor_token_held_for_a_person_cannot_make_them_the_actor(backend: Backend) {
+    let server = start(backend).await;
+    let t0 = alices_token(&server).await;
+    let form = [
+        ("subject_token", t0.as_str()),
+        ("subject_token_type", AT),
+        ("resource", B),
+        ("actor_token", &t0),
+        ("actor_token_type", AT),
+    ];
+    let res = exchange(&server, "agent-a", &form).await;
+    let body = assert_oauth_error(res, 400, "invalid_request").await;
+    assert!(body["error_description"].as_str().unwrap().contains("is about alice"), "{body}");
+
+    // mcp-b's delegated token for alice is not mcp-b's own token either.
+    let t1 = exchanged(&server, "mcp-b", &t0, C, &[]).await;
+    let form = [
+        ("subject_token", t0.as_str()),
+        ("subject_token_type", AT),
+        ("resource", C),
+        ("actor_token", token(&t1)),
+        ("actor_token_type", AT),
+    ];
+    let res = exchange(&server, "mcp-b", &form).await;
+    assert_oauth_error(res, 400, "invalid_request").await;
+
+    // Its client-credentials token is: the client is the outermost actor, the person stays sub.
+    let own: Value = server
+        .post_form("/token", Some(("mcp-b", SECRET)), &[("grant_type", "client_credentials"), ("resource", C)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let form = [
+        ("subject_token", t0.as_str()),
+        ("subject_token_type", AT),
+        ("resource", C),
+        ("actor_token", token(&own)),
+        ("actor_token_type", AT),
+    ];
+    let res = exchange(&server, "mcp-b", &form).await;
+    assert_eq!(res.status(), 200);
+    let (_, c) = decode_unverified(token(&res.json::<Value>().await.unwrap()));
+    assert_eq!(c["sub"], "alice");
+    assert_eq!(c["act"], json!({ "sub": "mcp-b", "act": { "sub": "agent-a" } }));
+}
+
+/// A disabled person's tokens are not exchanged (as their grants stop at the next refresh).
+async fn a_disabled_persons_token_is_not_exchanged(backend: Backend) {
+    let server = start(backend).await;
+    let t0 = alices_token(&server).await;
+    let store = &server.state().store;
+    let mut alice = store.get_user("alice").await.unwrap().unwrap();
+    alice.disabled = true;
+    store.put_user(&alice, server.state().now()).await.unwrap();
+    let res =
+        exchange(&server, "agent-a", &[("subject_token", &t0), ("subject_token_type", AT), ("resource", B)]).await;
+    let body = assert_oauth_error(res, 400, "invalid_request").await;
+    assert!(body["error_description"].as_str().unwrap().contains("disabled"), "{body}");
+}
+
 crate::on_both_backends!(
+    a_disabled_persons_token_is_not_exchanged,
     may_act_in_a_trusted_subject_token_decides_who_may_act,
+    a_partner_token_is_exchanged_once_and_only_as_a_grant_for_this_server,
+    an_actor_token_held_for_a_person_cannot_make_them_the_actor,
     a_three_hop_chain_carries_every_actor,
     every_refusal_has_its_error,
     revoking_a_token_kills_its_subtree_and_spares_siblings
