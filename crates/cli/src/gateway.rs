@@ -34,11 +34,29 @@ pub struct GatewayArgs {
     #[arg(long = "scope", env = "MANDATE_GATEWAY_SCOPES", value_delimiter = ' ', value_name = "SCOPE")]
     scopes: Vec<String>,
     /// A scope one JSON-RPC method needs besides, e.g. 'tools/call=tools:call' (repeatable).
+    /// With a method or tool scope, a body that cannot be read as plain UTF-8 JSON-RPC (a
+    /// Content-Encoding, another charset, a BOM, a body on a method other than POST) is refused.
     #[arg(long = "method-scope", value_name = "METHOD=SCOPE")]
     method_scopes: Vec<String>,
     /// A scope one tool needs besides, e.g. 'delete_repo=repo:admin' (repeatable).
     #[arg(long = "tool-scope", value_name = "TOOL=SCOPE")]
     tool_scopes: Vec<String>,
+    /// Refuse delegated tokens: those with an act claim (RFC 8693), used by an agent on someone
+    /// else's behalf. They get 403 invalid_token.
+    #[arg(long, env = "MANDATE_GATEWAY_REFUSE_DELEGATION")]
+    refuse_delegation: bool,
+    /// Refuse delegated tokens whose chain of actors (act) is longer than N.
+    #[arg(long, env = "MANDATE_GATEWAY_MAX_DELEGATION_DEPTH", value_name = "N")]
+    max_delegation_depth: Option<usize>,
+    /// Accept a delegated token only if every actor of its chain is one of these client ids
+    /// (the actor's sub; repeatable). Tokens without act are not affected.
+    #[arg(
+        long = "allowed-actor",
+        env = "MANDATE_GATEWAY_ALLOWED_ACTORS",
+        value_delimiter = ' ',
+        value_name = "CLIENT_ID"
+    )]
+    allowed_actors: Vec<String>,
     /// A name for people, in the protected resource metadata.
     #[arg(long, env = "MANDATE_GATEWAY_RESOURCE_NAME", value_name = "NAME")]
     resource_name: Option<String>,
@@ -142,6 +160,14 @@ impl GatewayArgs {
         config.method_scopes = pairs("--method-scope", &self.method_scopes)?;
         config.tool_scopes = pairs("--tool-scope", &self.tool_scopes)?;
         config.resource_name = self.resource_name;
+        if self.refuse_delegation && (self.max_delegation_depth.is_some() || !self.allowed_actors.is_empty()) {
+            bail!(
+                "--refuse-delegation refuses every delegated token: it cannot go with --max-delegation-depth or --allowed-actor"
+            );
+        }
+        config.refuse_delegation = self.refuse_delegation;
+        config.max_delegation_depth = self.max_delegation_depth;
+        config.allowed_actors = self.allowed_actors.into_iter().filter(|a| !a.is_empty()).collect();
         config.introspection = introspection(
             self.introspection_client_id,
             self.introspection_secret_env.as_deref(),

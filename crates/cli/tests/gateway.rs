@@ -1,6 +1,8 @@
 //! `mandate gateway` as operators run it: bad flags stop it with one line that never quotes the
 //! upstream credential, `--help` never shows one set in the environment, and a running gateway
-//! serves its metadata, challenges, logs without the credential and stops cleanly on SIGTERM.
+//! serves its metadata, challenges, logs without the credential and stops cleanly on SIGTERM; in
+//! front of a real `mandate serve`, the delegation flags refuse exchanged tokens and the scope
+//! flags refuse bodies they cannot read.
 //! (The whole path, with tokens and an upstream, is in crates/server/tests/http/gateway.rs and
 //! interop/test/mcp-sdk-gateway.test.mjs.)
 
@@ -44,6 +46,8 @@ fn refusals_name_the_flag_and_never_the_credential() {
         (with_base(&["--upstream-header", "Host: elsewhere"]), "upstream header host cannot be set"),
         (with_base(&["--upstream-header", "X-Api-Key: a", "--upstream-header", "x-api-key: b"]), "more than once"),
         (with_base(&["--method-scope", "tools/call"]), "--method-scope"),
+        (with_base(&["--refuse-delegation", "--allowed-actor", "agent-a"]), "--refuse-delegation"),
+        (with_base(&["--refuse-delegation", "--max-delegation-depth", "2"]), "--refuse-delegation"),
         (with_base(&["--introspection-client-id", "gw"]), "--introspection-client-id needs"),
         (with_base(&["--introspection-secret-env", "MANDATE_TEST_UNSET_VARIABLE"]), "MANDATE_TEST_UNSET_VARIABLE"),
         (
@@ -73,6 +77,9 @@ fn refusals_name_the_flag_and_never_the_credential() {
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(text.contains("--upstream-header-file") && !text.contains(&KEY[3..]), "{text}");
+    for flag in ["--refuse-delegation", "--max-delegation-depth <N>", "--allowed-actor <CLIENT_ID>"] {
+        assert!(text.contains(flag), "{flag} in --help: {text}");
+    }
 }
 
 #[tokio::test]
@@ -129,4 +136,150 @@ async fn a_running_gateway_challenges_serves_metadata_and_stops_on_sigterm() {
     assert!(logs.contains("shutting down"), "{logs}");
     assert!(logs.contains("status=401"), "each request is logged: {logs}");
     assert!(!logs.contains(&KEY[3..]) && !logs.contains("some.token.value"), "{logs}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Children killed when the test ends, however it ends.
+struct Children(Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn wait_until_up(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(url).await.is_err() {
+        assert!(Instant::now() < deadline, "{url} did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_delegation_and_scope_flags_refuse_in_front_of_a_real_mandate() {
+    const SECRET: &str = "gateway-test-client-secret-0123456789abcdef";
+    const TE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    let dir = tempfile::tempdir().unwrap();
+    let as_port = free_port();
+    let issuer = format!("http://127.0.0.1:{as_port}");
+    // The gateways' resource; each gateway listens on its own port, the resource URI is shared.
+    let mcp = "http://127.0.0.1:9/mcp";
+    let config = dir.path().join("mandate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"issuer = "{issuer}"
+listen = "127.0.0.1:{as_port}"
+database = "sqlite://{db}/m.db"
+[[resources]]
+uri = "{mcp}"
+scopes = ["tools:read", "tools:call"]
+client_id = "mcp-gateway"
+[[clients]]
+client_id = "build-agent"
+client_secret = "{SECRET}"
+grant_types = ["client_credentials"]
+scopes = ["tools:read"]
+[[clients]]
+client_id = "mcp-gateway"
+client_secret = "{SECRET}"
+grant_types = ["{TE}"]
+scopes = ["tools:read"]
+"#,
+            db = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let serve = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut children = Children(vec![serve]);
+    wait_until_up(&format!("{issuer}/healthz")).await;
+
+    // Nothing listens upstream: a request the gateway forwards gets 502, one it refuses does not.
+    let mut gateway = |flags: &[&str]| {
+        let port = free_port();
+        let child = Command::new(BIN)
+            .args(["gateway", "--listen", &format!("127.0.0.1:{port}"), "--upstream", "http://127.0.0.1:1/mcp"])
+            .args(["--issuer", &issuer, "--resource", mcp, "--scope", "tools:read"])
+            .args(flags)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        children.0.push(child);
+        format!("http://127.0.0.1:{port}")
+    };
+    let refusing = gateway(&["--refuse-delegation", "--method-scope", "tools/call=tools:call"]);
+    let listing = gateway(&["--allowed-actor", "someone-else", "--max-delegation-depth", "3"]);
+    let http = reqwest::Client::new();
+    let token = |form: Vec<(&'static str, String)>, client: &'static str| {
+        let http = http.clone();
+        let url = format!("{issuer}/token");
+        async move {
+            let res = http.post(url).basic_auth(client, Some(SECRET)).form(&form).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let direct = token(
+        vec![("grant_type", "client_credentials".into()), ("resource", mcp.into()), ("scope", "tools:read".into())],
+        "build-agent",
+    )
+    .await;
+    let delegated = token(
+        vec![
+            ("grant_type", TE.into()),
+            ("subject_token", direct.clone()),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token".into()),
+            ("resource", mcp.into()),
+        ],
+        "mcp-gateway",
+    )
+    .await;
+    for base in [&refusing, &listing] {
+        wait_until_up(&format!("{base}/.well-known/oauth-protected-resource/mcp")).await;
+    }
+    let post = |base: &str, token: &str, body: Vec<u8>| {
+        http.post(format!("{base}/mcp")).bearer_auth(token).header("content-type", "application/json").body(body).send()
+    };
+    let list = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.to_vec();
+    let call = br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo"}}"#.to_vec();
+    // The issuer's keys load in the background: until then, 503.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while post(&refusing, &direct, list.clone()).await.unwrap().status() == 503 {
+        assert!(Instant::now() < deadline, "the gateway never loaded the issuer's keys");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    assert_eq!(post(&refusing, &direct, list.clone()).await.unwrap().status(), 502, "admitted, forwarded");
+    let res = post(&refusing, &delegated, list.clone()).await.unwrap();
+    assert_eq!(res.status(), 403);
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.contains("error=\"invalid_token\"") && challenge.contains("no delegated tokens"), "{challenge}");
+    assert_eq!(post(&refusing, &direct, call.clone()).await.unwrap().status(), 403, "tools:call needed");
+    let bom = [b"\xEF\xBB\xBF".to_vec(), call].concat();
+    assert_eq!(post(&refusing, &direct, bom).await.unwrap().status(), 400, "a BOM is refused, not forwarded");
+
+    while post(&listing, &direct, list.clone()).await.unwrap().status() == 503 {
+        assert!(Instant::now() < deadline, "the gateway never loaded the issuer's keys");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(post(&listing, &direct, list.clone()).await.unwrap().status(), 502, "no act: not affected");
+    let res = post(&listing, &delegated, list).await.unwrap();
+    assert_eq!(res.status(), 403);
+    let body: Value = res.json().await.unwrap();
+    assert!(body["error_description"].as_str().unwrap().contains("actor \"mcp-gateway\""), "{body}");
 }

@@ -59,6 +59,16 @@ impl IntoResponse for UpstreamFailure {
     }
 }
 
+/// 400 for a path below the resource that could leave the upstream's path once mapped (a dot
+/// segment, an encoded separator): it is refused, not cleaned up, so what the agent asked for is
+/// never silently something else.
+pub(crate) fn refused_path(reason: &impl std::fmt::Display) -> Response {
+    let body = json!({ "error": "invalid_request", "error_description": reason.to_string() });
+    let mut response = (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// 404 for paths that are neither the resource nor its metadata.
 pub(crate) async fn not_found() -> Response {
     let body = json!({

@@ -15,10 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access_log::Caller;
 use crate::credential::UpstreamHeader;
-use crate::failure::{UpstreamFailure, not_found};
+use crate::failure::{UpstreamFailure, not_found, refused_path};
 use crate::headers;
 use crate::stream::{UpstreamBody, error_chain};
-use crate::target::Target;
+use crate::target::{Target, Unmapped};
 
 pub(crate) struct Proxy {
     pub(crate) http: reqwest::Client,
@@ -28,13 +28,26 @@ pub(crate) struct Proxy {
 }
 
 pub(crate) async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
+    let caller = request.extensions().get::<VerifiedToken>().map(Caller::from);
+    // The layer admits a request only with a verified token, and takes the token out of it.
+    debug_assert!(caller.is_some() && !request.headers().contains_key(header::AUTHORIZATION));
+    let mut response = send(&proxy, request).await;
+    if let Some(caller) = caller {
+        response.extensions_mut().insert(caller);
+    }
+    response
+}
+
+async fn send(proxy: &Proxy, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let caller = parts.extensions.get::<VerifiedToken>().map(Caller::from);
-    // The layer admits a request only with a verified token, and takes the token out of it.
-    debug_assert!(caller.is_some() && !parts.headers.contains_key(header::AUTHORIZATION));
-    let Some(url) = proxy.target.map(&parts.uri) else {
-        return not_found().await;
+    let url = match proxy.target.map(&parts.uri) {
+        Ok(url) => url,
+        Err(Unmapped::Elsewhere) => return not_found().await,
+        Err(refused) => {
+            tracing::warn!(reason = %refused, "a path that could leave the upstream's path was refused");
+            return refused_path(&refused);
+        }
     };
 
     let mut upstream =
@@ -45,7 +58,7 @@ pub(crate) async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -
         upstream = upstream.body(reqwest::Body::wrap_stream(body.into_data_stream()));
     }
 
-    let mut response = match upstream.send().await {
+    match upstream.send().await {
         Ok(answer) if answer.status() == StatusCode::UNAUTHORIZED => {
             tracing::warn!("the upstream answered 401 to the gateway: check its --upstream-header credentials");
             UpstreamFailure::CredentialRefused.into_response()
@@ -64,9 +77,5 @@ pub(crate) async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -
             tracing::warn!(error = %error_chain(&e), "{failure}");
             failure.into_response()
         }
-    };
-    if let Some(caller) = caller {
-        response.extensions_mut().insert(caller);
     }
-    response
 }

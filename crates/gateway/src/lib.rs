@@ -4,9 +4,13 @@
 //! - checks every request exactly as an MCP server embedding `mandate-resource` would (MCP
 //!   authorization 2026-07-28, RS-1..RS-5): a token from the issuer, for this resource URI, with
 //!   the required scopes; 401/403 with `WWW-Authenticate` challenges otherwise;
+//! - refuses delegated tokens (RFC 8693 `act`), long chains or unlisted actors when told to;
+//! - when scopes depend on the JSON-RPC method or tool, refuses a body it cannot read exactly as
+//!   the upstream would, and forwards the very bytes it checked;
 //! - serves the RFC 9728 protected resource metadata for its resource URL;
 //! - forwards what it admits to the upstream without the agent's token (no token passthrough),
-//!   with the upstream's own credential added instead, streaming both ways (SSE event by event).
+//!   with the upstream's own credential added instead, streaming both ways (SSE event by event),
+//!   and only below the upstream's path (no dot segments, no encoded separators).
 //!
 //! One module per job: [`credential`] (the upstream's credential, never printed), `headers`
 //! (what crosses), `target` (the path mapping), `forward` (the proxy), `stream` (the response
@@ -71,6 +75,13 @@ pub struct GatewayConfig {
     pub resource_name: Option<String>,
     /// Check tokens by introspection at the issuer instead of offline against its keys.
     pub introspection: Option<Introspection>,
+    /// Refuse delegated tokens (with an RFC 8693 `act` claim).
+    pub refuse_delegation: bool,
+    /// Refuse delegated tokens whose chain has more actors than this.
+    pub max_delegation_depth: Option<usize>,
+    /// When not empty, accept a delegated token only if every actor of its chain is one of these
+    /// clients (by the actor's `sub`).
+    pub allowed_actors: Vec<String>,
     /// Headers sent to the upstream with every request (its own credential).
     pub upstream_headers: Vec<UpstreamHeader>,
     /// How long connecting to the upstream may take.
@@ -91,6 +102,9 @@ impl GatewayConfig {
             tool_scopes: Vec::new(),
             resource_name: None,
             introspection: None,
+            refuse_delegation: false,
+            max_delegation_depth: None,
+            allowed_actors: Vec::new(),
             upstream_headers: Vec::new(),
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
@@ -148,6 +162,15 @@ impl Gateway {
         }
         if let Some(i) = config.introspection {
             builder = builder.introspection(i.client_id, i.client_secret).introspection_cache(i.cache);
+        }
+        if config.refuse_delegation {
+            builder = builder.refuse_delegation();
+        }
+        if let Some(actors) = config.max_delegation_depth {
+            builder = builder.max_delegation_depth(actors);
+        }
+        if !config.allowed_actors.is_empty() {
+            builder = builder.allowed_actors(config.allowed_actors);
         }
         let rs = builder.build()?;
         let mut policy = ScopePolicy::new().require(config.scopes);

@@ -23,6 +23,24 @@ pub enum Rejection {
     /// A valid token without every scope the operation needs: 403 `insufficient_scope`.
     #[error("the access token lacks a scope this operation needs")]
     InsufficientScope,
+    /// A valid token this resource refuses for its delegation chain (`act`, RFC 8693 §4.1): 403
+    /// `invalid_token`. Not 401, which tells an MCP client to authorize again and would get it
+    /// a token with the same chain; not `insufficient_scope`, which asks for a step-up to scopes
+    /// the token already has.
+    #[error("{0}")]
+    DelegationRefused(String),
+    /// The scopes depend on the JSON-RPC body and it cannot be read as one (another encoding, a
+    /// byte order mark, a body on a method other than POST, …): 400 `invalid_request` (RFC 6750
+    /// §3.1), and the request goes no further.
+    #[error("{0}")]
+    UnclassifiableBody(String),
+    /// The body has a `Content-Encoding` or a charset other than UTF-8: 415 with
+    /// `Accept-Encoding: identity` (RFC 9110 §15.5.16, §12.5.3).
+    #[error("{0}")]
+    UnsupportedBody(String),
+    /// The body is larger than the JSON-RPC body limit: 413.
+    #[error("the request body is larger than {0} bytes")]
+    BodyTooLarge(usize),
     /// The issuer's keys (or its introspection endpoint) cannot be reached: 503, retry later.
     #[error("{0}")]
     Unavailable(String),
@@ -32,7 +50,10 @@ impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Missing | Self::BadRequest(_) | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::InsufficientScope | Self::DelegationRefused(_) => StatusCode::FORBIDDEN,
+            Self::UnclassifiableBody(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedBody(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -40,8 +61,10 @@ impl Rejection {
     fn code(&self) -> Option<&'static str> {
         match self {
             Self::Missing | Self::Unavailable(_) => None,
-            Self::BadRequest(_) => Some("invalid_request"),
-            Self::InvalidToken(_) => Some("invalid_token"),
+            Self::BadRequest(_) | Self::UnclassifiableBody(_) | Self::UnsupportedBody(_) | Self::BodyTooLarge(_) => {
+                Some("invalid_request")
+            }
+            Self::InvalidToken(_) | Self::DelegationRefused(_) => Some("invalid_token"),
             Self::InsufficientScope => Some("insufficient_scope"),
         }
     }
@@ -74,18 +97,23 @@ impl Rejection {
         if matches!(self, Self::Unavailable(_)) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
+        if matches!(self, Self::UnsupportedBody(_)) {
+            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
 }
 
-/// RFC 9110 §5.6.4 quoted-string content: backslash-escape `"` and `\`, drop control characters.
+/// RFC 9110 §5.6.4 quoted-string content: backslash-escape `"` and `\`, drop control characters,
+/// and put `?` for what is not ASCII (a header value with it would not be sent at all).
 fn quoted(value: &str) -> String {
     value
         .chars()
         .filter(|c| !c.is_control())
         .flat_map(|c| match c {
             '"' | '\\' => vec!['\\', c],
+            c if !c.is_ascii() => vec!['?'],
             _ => vec![c],
         })
         .collect()
@@ -109,5 +137,9 @@ mod tests {
         let c = Rejection::InvalidToken("it says \"no\"".into()).challenge(PRM, &[]);
         assert!(c.ends_with("error=\"invalid_token\", error_description=\"it says \\\"no\\\"\""), "{c}");
         assert!(!c.contains("scope="));
+        let c = Rejection::DelegationRefused("actor \"bé\" is not allowed".into()).challenge(PRM, &[]);
+        assert!(c.ends_with("error=\"invalid_token\", error_description=\"actor \\\"b?\\\" is not allowed\""), "{c}");
+        assert_eq!(Rejection::DelegationRefused(String::new()).status(), StatusCode::FORBIDDEN);
+        assert!(HeaderValue::from_str(&c).is_ok());
     }
 }

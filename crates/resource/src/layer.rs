@@ -1,7 +1,8 @@
 //! The tower layer in front of protected routes: reads the bearer token (only from the
 //! `Authorization` header, exactly one), works out the scopes the operation needs (reading the
-//! JSON-RPC body when the policy depends on the MCP method or tool), verifies, and passes the
-//! request on with the verified token in its extensions and the token itself removed.
+//! JSON-RPC body when the policy depends on the MCP method or tool, and refusing a body it cannot
+//! read exactly as the server behind would), verifies, and passes the request on with the
+//! verified token in its extensions, the token itself removed, and the body it checked.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -9,14 +10,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::http::request::Parts;
-use axum::http::{Method, Request, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use axum::http::{HeaderMap, Method, Request, header};
+use axum::response::Response;
 use tower::{Layer, Service};
 
 use crate::challenge::Rejection;
+use crate::jsonrpc::{self, Message};
 use crate::scopes::ScopePolicy;
 use crate::server::ResourceServer;
 
@@ -81,16 +82,15 @@ async fn admit(rs: &ResourceServer, policy: &ScopePolicy, request: Request<Body>
     let (mut parts, body) = request.into_parts();
     let baseline: Vec<String> = policy.baseline().into_iter().collect();
     let token = credentials(&parts).map_err(|r| rs.reject(&r, &baseline))?;
-    let (body, message) = if policy.reads_body() && parts.method == Method::POST {
-        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-            .await
-            .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large").into_response())?;
-        let message = serde_json::from_slice::<Value>(&bytes).ok();
-        (Body::from(bytes), message)
+    let (body, messages) = if policy.reads_body() {
+        read_body(&parts, body).await.map_err(|r| {
+            tracing::info!(error = %r, "request body refused");
+            rs.reject(&r, &baseline)
+        })?
     } else {
-        (body, None)
+        (body, Vec::new())
     };
-    let required: Vec<String> = policy.required(message.as_ref()).into_iter().collect();
+    let required: Vec<String> = policy.required(&messages).into_iter().collect();
     let Some(token) = token else {
         return Err(rs.reject(&Rejection::Missing, &required));
     };
@@ -106,6 +106,64 @@ async fn admit(rs: &ResourceServer, policy: &ScopePolicy, request: Request<Body>
     parts.headers.remove(header::AUTHORIZATION);
     parts.extensions.insert(verified);
     Ok(Request::from_parts(parts, body))
+}
+
+/// When the scopes depend on the JSON-RPC method or tool: the body, read and classified, to pass
+/// on exactly as it was checked. Fail closed: a body the server behind could read as something
+/// else (another content coding or charset, a body on a method whose body is not checked, JSON
+/// that is not plain UTF-8 JSON-RPC) is refused, never passed on unchecked.
+async fn read_body(parts: &Parts, body: Body) -> Result<(Body, Vec<Message>), Rejection> {
+    if parts.headers.contains_key(header::CONTENT_ENCODING) {
+        return Err(Rejection::UnsupportedBody(
+            "the request has a Content-Encoding; send the body unencoded, so the JSON-RPC method it carries can be checked"
+                .into(),
+        ));
+    }
+    if !utf8_or_no_charset(&parts.headers) {
+        return Err(Rejection::UnsupportedBody(
+            "the request body's Content-Type names a charset other than UTF-8 (RFC 8259 §8.1), or is not one header"
+                .into(),
+        ));
+    }
+    if parts.method != Method::POST {
+        if HttpBody::is_end_stream(&body) {
+            return Ok((body, Vec::new()));
+        }
+        // A chunked body may still turn out to be empty.
+        if !read(parts, body).await?.is_empty() {
+            return Err(Rejection::UnclassifiableBody(format!(
+                "a {} request may not carry a body here: the scopes a request needs are read from the JSON-RPC body of a POST",
+                parts.method
+            )));
+        }
+        return Ok((Body::empty(), Vec::new()));
+    }
+    let classified =
+        jsonrpc::classify(read(parts, body).await?).map_err(|e| Rejection::UnclassifiableBody(e.to_string()))?;
+    let messages = classified.messages().to_vec();
+    Ok((classified.into_body(), messages))
+}
+
+async fn read(parts: &Parts, body: Body) -> Result<Bytes, Rejection> {
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(Rejection::BodyTooLarge(MAX_BODY_BYTES));
+    }
+    // Past the limit, or cut off by the client (who then reads no answer).
+    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| Rejection::BodyTooLarge(MAX_BODY_BYTES))
+}
+
+/// At most one `Content-Type`, and its `charset` parameter, if any, is UTF-8.
+fn utf8_or_no_charset(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+    let Some(value) = values.next() else { return true };
+    if values.next().is_some() {
+        return false;
+    }
+    let Ok(value) = value.to_str() else { return false };
+    value.split(';').skip(1).filter_map(|p| p.split_once('=')).all(|(name, charset)| {
+        !name.trim().eq_ignore_ascii_case("charset") || charset.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+    })
 }
 
 /// The bearer token of the `Authorization` header, if any (RFC 6750 §2.1; the query-string and

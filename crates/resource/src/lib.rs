@@ -9,6 +9,12 @@
 //! - RFC 9728 protected resource metadata at both well-known URLs;
 //! - `WWW-Authenticate` challenges: 401 with `resource_metadata` and `scope`, 403
 //!   `insufficient_scope` naming every scope the operation needs (step-up);
+//! - delegated tokens (RFC 8693 `act`) refused, capped in chain length, or limited to listed
+//!   actors, when the resource says so;
+//! - when scopes depend on the JSON-RPC method or tool, a body that cannot be read as plain UTF-8
+//!   JSON-RPC (another encoding, a `Content-Encoding`, a body on another method than POST, keys
+//!   other parsers would read differently) is refused, and the bytes checked are the bytes passed
+//!   on;
 //! - the verified claims handed to handlers; the token itself is removed from the request, so it
 //!   cannot be passed on (no token passthrough).
 //!
@@ -28,7 +34,9 @@
 
 mod challenge;
 mod claims;
+mod delegation;
 mod introspect;
+mod jsonrpc;
 mod keys;
 mod layer;
 mod metadata;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
+use crate::jsonrpc::Message;
 
 #[derive(Debug, Clone, Default)]
 pub struct ScopePolicy {
@@ -45,24 +45,16 @@ impl ScopePolicy {
         !self.methods.is_empty() || !self.tools.is_empty()
     }
 
-    /// Every scope the request needs: the common ones, and those of each JSON-RPC message in
-    /// `body` (a message or, from older clients, a batch).
-    pub(crate) fn required(&self, body: Option<&Value>) -> BTreeSet<String> {
+    /// Every scope the request needs: the common ones, and those of each JSON-RPC message of its
+    /// body (one message or, from older clients, a batch: every message counts).
+    pub(crate) fn required(&self, messages: &[Message]) -> BTreeSet<String> {
         let mut needed = self.always.clone();
-        let messages: Vec<&Value> = match body {
-            Some(Value::Array(batch)) => batch.iter().collect(),
-            Some(message) => vec![message],
-            None => Vec::new(),
-        };
         for message in messages {
-            let Some(method) = message.get("method").and_then(Value::as_str) else { continue };
+            let Message::Invocation { method, tool } = message else { continue };
             if let Some(scopes) = self.methods.get(method) {
                 needed.extend(scopes.iter().cloned());
             }
-            if method == "tools/call"
-                && let Some(scopes) =
-                    message.pointer("/params/name").and_then(Value::as_str).and_then(|t| self.tools.get(t))
-            {
+            if let Some(scopes) = tool.as_ref().and_then(|t| self.tools.get(t)) {
                 needed.extend(scopes.iter().cloned());
             }
         }
@@ -77,20 +69,21 @@ impl ScopePolicy {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
+
+    fn call(method: &str, tool: Option<&str>) -> Message {
+        Message::Invocation { method: method.into(), tool: tool.map(Into::into) }
+    }
 
     #[test]
     fn methods_and_tools_add_to_the_common_scopes() {
         let p = ScopePolicy::new().require(["tools:read"]).method("tools/call", ["tools:call"]).tool("wipe", ["admin"]);
-        let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
-        assert_eq!(p.required(Some(&list)), set(["tools:read"]));
-        let echo = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo"}});
-        assert_eq!(p.required(Some(&echo)), set(["tools:read", "tools:call"]));
-        let wipe = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "wipe"}});
-        assert_eq!(p.required(Some(&wipe)), set(["tools:read", "tools:call", "admin"]));
-        assert_eq!(p.required(Some(&json!([list, wipe]))), set(["tools:read", "tools:call", "admin"]));
-        assert_eq!(p.required(None), set(["tools:read"]));
+        let list = call("tools/list", None);
+        assert_eq!(p.required(std::slice::from_ref(&list)), set(["tools:read"]));
+        assert_eq!(p.required(&[call("tools/call", Some("echo"))]), set(["tools:read", "tools:call"]));
+        let wipe = call("tools/call", Some("wipe"));
+        assert_eq!(p.required(std::slice::from_ref(&wipe)), set(["tools:read", "tools:call", "admin"]));
+        assert_eq!(p.required(&[list, Message::Response, wipe]), set(["tools:read", "tools:call", "admin"]));
+        assert_eq!(p.required(&[]), set(["tools:read"]));
     }
 }

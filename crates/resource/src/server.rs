@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::challenge::Rejection;
 use crate::claims::VerifiedToken;
+use crate::delegation::DelegationPolicy;
 use crate::introspect::Introspection;
 use crate::keys::KeySource;
 use crate::layer::RequireBearerLayer;
@@ -25,6 +26,8 @@ pub enum BuildError {
     Resource(String),
     #[error("the HTTP client could not be built: {0}")]
     Http(String),
+    #[error("refusing delegated tokens contradicts a maximum delegation depth or a list of allowed actors")]
+    Delegation,
 }
 
 /// Settings of a [`ResourceServer`]; see [`ResourceServer::builder`].
@@ -38,6 +41,7 @@ pub struct Builder {
     max_age: Duration,
     introspection: Option<(String, String)>,
     introspection_ttl: Duration,
+    delegation: DelegationPolicy,
 }
 
 impl Builder {
@@ -77,10 +81,36 @@ impl Builder {
         self
     }
 
+    /// Refuse delegated tokens: those with an `act` claim (RFC 8693 §4.1), used by an agent for
+    /// someone else. They get 403 `invalid_token` saying why.
+    pub fn refuse_delegation(mut self) -> Self {
+        self.delegation.refuse = true;
+        self
+    }
+
+    /// Refuse delegated tokens whose chain has more than `actors` actors (`0` refuses every
+    /// delegated token).
+    pub fn max_delegation_depth(mut self, actors: usize) -> Self {
+        self.delegation.max_depth = Some(actors);
+        self
+    }
+
+    /// Accept delegated tokens only when every actor of the chain is one of these clients (by the
+    /// actor's `sub`; an actor from another issuer never matches). Repeatable; tokens without
+    /// `act` are not affected.
+    pub fn allowed_actors<I: IntoIterator<Item = S>, S: Into<String>>(mut self, client_ids: I) -> Self {
+        self.delegation.allowed_actors.get_or_insert_default().extend(client_ids.into_iter().map(Into::into));
+        self
+    }
+
     /// Checks the settings and starts loading the issuer's keys in the background (call within
     /// a Tokio runtime). An unreachable issuer is retried with backoff; until its keys are
     /// loaded, requests get 503.
     pub fn build(self) -> Result<ResourceServer, BuildError> {
+        let d = &self.delegation;
+        if d.refuse && (d.max_depth.is_some() || d.allowed_actors.is_some()) {
+            return Err(BuildError::Delegation);
+        }
         let web_url = |s: &str| url::Url::parse(s).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
         web_url(&self.issuer).ok_or_else(|| BuildError::Issuer(self.issuer.clone()))?;
         let resource = web_url(&self.resource)
@@ -112,6 +142,7 @@ impl Builder {
                 introspection: self
                     .introspection
                     .map(|(id, secret)| Introspection::new(id, secret, self.introspection_ttl)),
+                delegation: self.delegation,
             }),
         })
     }
@@ -131,6 +162,7 @@ struct Inner {
     keys: Arc<KeySource>,
     http: reqwest::Client,
     introspection: Option<Introspection>,
+    delegation: DelegationPolicy,
 }
 
 impl std::fmt::Debug for ResourceServer {
@@ -160,6 +192,7 @@ impl ResourceServer {
             max_age: Duration::from_secs(3600),
             introspection: None,
             introspection_ttl: Duration::from_secs(10),
+            delegation: DelegationPolicy::default(),
         }
     }
 
@@ -181,7 +214,8 @@ impl ResourceServer {
         self.inner.keys.current().is_some()
     }
 
-    /// Verifies a bearer token for this resource.
+    /// Verifies a bearer token for this resource, and that its delegation chain is one this
+    /// resource accepts.
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, Rejection> {
         let loaded = self.inner.keys.current().ok_or_else(|| {
             Rejection::Unavailable("the authorization server's keys are not loaded yet; try again shortly".into())
@@ -208,8 +242,10 @@ impl ResourceServer {
                 Failure::Invalid(m) => Rejection::InvalidToken(m.into()),
             })?,
         };
-        VerifiedToken::from_claims(claims)
-            .ok_or_else(|| Rejection::InvalidToken("the access token lacks sub, client_id or exp".into()))
+        let token = VerifiedToken::from_claims(claims)
+            .ok_or_else(|| Rejection::InvalidToken("the access token lacks sub, client_id or exp".into()))?;
+        self.inner.delegation.check(token.act.as_ref(), &self.inner.expect.issuer)?;
+        Ok(token)
     }
 
     /// The RFC 9728 document.

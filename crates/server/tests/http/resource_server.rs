@@ -1,6 +1,8 @@
 //! mandate-resource (the library MCP servers embed) against this authorization server: offline
 //! verification with keys found by discovery, each bad token refused with the right challenge,
-//! scopes per MCP method and tool (step-up), key rotation, introspection mode, RFC 9728 metadata.
+//! scopes per MCP method and tool (step-up), key rotation, introspection mode, RFC 9728 metadata;
+//! bodies the scope checks cannot read refused before the handler; delegated tokens refused as
+//! the builder says.
 
 use std::time::Duration;
 
@@ -262,4 +264,77 @@ async fn introspection_mode_sees_a_revocation() {
     let res = call(&http, &base, Some(&t), rpc("tools/list", None)).await;
     assert_eq!(res.status(), 401, "revoked at the server, refused here once the short cache expires");
     assert!(challenge(&res).contains("error=\"invalid_token\""));
+}
+
+fn body_refusal(what: &str, res: &reqwest::Response, status: u16) {
+    assert_eq!(res.status(), status, "{what}");
+    assert!(challenge(res).contains("error=\"invalid_request\""), "{what}: {}", challenge(res));
+}
+
+#[tokio::test]
+async fn a_body_the_scope_checks_cannot_read_never_reaches_the_handler() {
+    let (server, _rs, base, http) = setup(|b| b).await;
+    let read_only = token(&server, ("build-agent", AGENT_SECRET), "tools:read").await;
+    let echo = rpc("tools/call", Some("echo")).to_string();
+    let send = |body: Vec<u8>, headers: &[(&str, &str)]| {
+        let mut req = http.post(format!("{base}/mcp")).bearer_auth(&read_only).body(body);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send()
+    };
+    let json = [("content-type", "application/json")];
+    assert_eq!(send(echo.clone().into(), &json).await.unwrap().status(), 403, "plain: step-up needed");
+
+    let utf16: Vec<u8> = echo.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, &'a str)>, u16);
+    let cases: Vec<Case> = vec![
+        ("byte order mark", [b"\xEF\xBB\xBF", echo.as_bytes()].concat(), json.to_vec(), 400),
+        ("UTF-16", utf16, json.to_vec(), 400),
+        ("gzip", echo.clone().into(), vec![("content-type", "application/json"), ("content-encoding", "gzip")], 415),
+        ("UTF-7", echo.clone().into(), vec![("content-type", "application/json; charset=utf-7")], 415),
+        (
+            "twice",
+            r#"{"method":"tools/call","method":"tools/list","params":{"name":"echo"}}"#.into(),
+            json.to_vec(),
+            400,
+        ),
+        ("case", r#"{"METHOD":"tools/call","params":{"name":"echo"}}"#.into(), json.to_vec(), 400),
+    ];
+    for (what, body, headers, status) in cases {
+        let res = send(body, &headers).await.unwrap();
+        body_refusal(what, &res, status);
+    }
+    // A body on another method: the route answers POST only, and the layer refuses first.
+    let res = http.put(format!("{base}/mcp")).bearer_auth(&read_only).body(echo).send().await.unwrap();
+    body_refusal("PUT with a body", &res, 400);
+}
+
+#[tokio::test]
+async fn delegated_tokens_are_refused_as_the_builder_says() {
+    let (server, _rs, base, http) = setup(|b| b.refuse_delegation()).await;
+    let direct = server.agent_token().await;
+    let one = forged(&server, |c| c["act"] = json!({"sub": "agent-a"}));
+    let two = forged(&server, |c| c["act"] = json!({"sub": "mcp-b", "act": {"sub": "agent-a"}}));
+    assert_eq!(call(&http, &base, Some(&direct), rpc("tools/list", None)).await.status(), 200);
+    let res = call(&http, &base, Some(&one), rpc("tools/list", None)).await;
+    assert_eq!(res.status(), 403);
+    assert!(challenge(&res).contains("error=\"invalid_token\""), "{}", challenge(&res));
+    let body: Value = res.json().await.unwrap();
+    assert!(body["error_description"].as_str().unwrap().contains("accepts no delegated tokens"), "{body}");
+
+    let rs = ResourceServer::builder(server.issuer.as_str(), MCP).max_delegation_depth(1).build().unwrap();
+    let (depth, _) = (protected(&rs).await, ready(&rs).await);
+    assert_eq!(call(&http, &depth, Some(&one), rpc("tools/list", None)).await.status(), 200);
+    assert_eq!(call(&http, &depth, Some(&two), rpc("tools/list", None)).await.status(), 403);
+
+    let rs = ResourceServer::builder(server.issuer.as_str(), MCP).allowed_actors(["mcp-b"]).build().unwrap();
+    let (listed, _) = (protected(&rs).await, ready(&rs).await);
+    assert_eq!(call(&http, &listed, Some(&direct), rpc("tools/list", None)).await.status(), 200);
+    let res = call(&http, &listed, Some(&two), rpc("tools/list", None)).await;
+    assert_eq!(res.status(), 403, "agent-a, earlier in the chain, is not listed");
+    assert!(challenge(&res).contains("actor \\\"agent-a\\\""), "{}", challenge(&res));
+
+    let contradiction = ResourceServer::builder(server.issuer.as_str(), MCP).refuse_delegation().allowed_actors(["x"]);
+    assert!(matches!(contradiction.build(), Err(mandate_resource::BuildError::Delegation)));
 }
