@@ -48,7 +48,12 @@ async function waitFor(what, proc, probe) {
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`${what} did not become ready: ${last}\n${proc.output}`);
+    if (Date.now() > deadline) {
+      // A process that never got ready is stopped here: nobody else holds it, and a live child
+      // would keep the test run from ever ending.
+      await proc.stop();
+      throw new Error(`${what} did not become ready: ${last}\n${proc.output}`);
+    }
     await sleep(100);
   }
 }

@@ -34,8 +34,8 @@ pub(crate) async fn access_log(request: Request, next: Next) -> Response {
         // one must not forge a line of a text log.
         path = ?path,
         status = response.status().as_u16(),
-        client_id = ?caller.map(|c| c.client_id.as_str()),
-        subject = ?caller.map(|c| c.subject.as_str()),
+        client_id = caller.map(|c| tracing::field::debug(c.client_id.as_str())),
+        subject = caller.map(|c| tracing::field::debug(c.subject.as_str())),
         duration_ms = started.elapsed().as_millis() as u64,
         "request"
     );

@@ -154,6 +154,19 @@ mod tests {
         assert_eq!(t.routes(), ["/", "/{*rest}"]);
     }
 
+    /// The second line of defence on its own: whatever the segment checks missed, a mapped path
+    /// outside the upstream's path (or merely sharing its prefix) is refused.
+    #[test]
+    fn the_last_check_alone_keeps_paths_below_the_upstream_path() {
+        let t = target("https://gw.example/mcp", "http://10.0.0.5:3001/v1/mcp");
+        for inside in ["/v1/mcp", "/v1/mcp/", "/v1/mcp/x", "/v1/mcp/a/b"] {
+            assert!(t.below_upstream(inside), "{inside}");
+        }
+        for outside in ["/v1/admin", "/v1/mcpx", "/v1", "/", "/admin/secrets", "/v1/mc"] {
+            assert!(!t.below_upstream(outside), "{outside}");
+        }
+    }
+
     #[test]
     fn nothing_climbs_out_of_the_upstream_path() {
         let t = target("https://gw.example/mcp", "http://10.0.0.5:3001/v1/mcp");

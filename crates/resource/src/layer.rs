@@ -82,24 +82,32 @@ async fn admit(rs: &ResourceServer, policy: &ScopePolicy, request: Request<Body>
     let (mut parts, body) = request.into_parts();
     let baseline: Vec<String> = policy.baseline().into_iter().collect();
     let token = credentials(&parts).map_err(|r| rs.reject(&r, &baseline))?;
-    let (body, messages) = if policy.reads_body() {
-        read_body(&parts, body).await.map_err(|r| {
-            tracing::info!(error = %r, "request body refused");
-            rs.reject(&r, &baseline)
-        })?
+    // The body is read first, so that a 401's challenge can name the scopes its method needs; but
+    // a body that cannot be checked is refused only once the token is known good: without a valid
+    // token the answer is always the 401 that starts authorization (MCP clients and readiness
+    // probes send a bare POST). Either way nothing unchecked is passed on.
+    let (body, messages, unreadable) = if policy.reads_body() {
+        match read_body(&parts, body).await {
+            Ok((body, messages)) => (body, messages, None),
+            Err(r) => (Body::empty(), Vec::new(), Some(r)),
+        }
     } else {
-        (body, Vec::new())
+        (body, Vec::new(), None)
     };
     let required: Vec<String> = policy.required(&messages).into_iter().collect();
     let Some(token) = token else {
         return Err(rs.reject(&Rejection::Missing, &required));
     };
     let verified = rs.verify(&token).await.map_err(|r| {
-        tracing::info!(error = %r, "access token refused");
+        tracing::info!(error = ?r.to_string(), "access token refused");
         rs.reject(&r, &required)
     })?;
+    if let Some(r) = unreadable {
+        tracing::info!(error = ?r.to_string(), client_id = ?verified.client_id, "request body refused");
+        return Err(rs.reject(&r, &baseline));
+    }
     if !required.iter().all(|s| verified.has_scope(s)) {
-        tracing::info!(client_id = %verified.client_id, needed = ?required, "access token lacks a scope");
+        tracing::info!(client_id = ?verified.client_id, needed = ?required, "access token lacks a scope");
         return Err(rs.reject(&Rejection::InsufficientScope, &required));
     }
     // No token passthrough: what comes after sees the verified claims, never the token.

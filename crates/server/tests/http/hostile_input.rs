@@ -6,18 +6,26 @@ use futures_util::StreamExt as _;
 use mandate_core::{AuditEvent, AuditKind};
 use mandate_store::{IssuanceRecord, TokenRecord};
 
-use crate::common::{AGENT_SECRET, Backend, MCP, TestServer, assert_oauth_error};
+use crate::common::{AGENT_SECRET, Backend, MCP, Options, TestServer, assert_oauth_error};
 
-/// 200 requests carrying NUL sent while 400 valid client-credentials requests run: every valid one
-/// gets its token, every bad one a 400 `invalid_request` (measured before the fix on PostgreSQL:
-/// 52 valid requests failed with 500, and every bad one got 500).
+/// 200 requests carrying NUL sent while 400 valid client-credentials requests run, spread over
+/// three instances on one database: every valid one gets its token, every bad one a 400
+/// `invalid_request` (measured before the fix on PostgreSQL: 52 valid requests failed with 500,
+/// and every bad one got 500).
 async fn nul_requests_under_load_fail_alone(backend: Backend) {
-    let s = TestServer::start(backend).await;
+    let first = TestServer::start(backend).await;
+    let mut instances = vec![];
+    for _ in 0..2 {
+        let options = Options { issuer: Some(first.issuer.clone()), ..Options::default() };
+        instances.push(TestServer::start_on(first.database.clone(), options).await);
+    }
+    instances.push(first);
     // 600 requests, every third one bad: 400 valid, 200 with NUL.
-    let order: Vec<bool> = (0..600).map(|i| i % 3 != 2).collect();
+    let order: Vec<(usize, bool)> = (0..600).map(|i| (i, i % 3 != 2)).collect();
     let outcomes: Vec<(bool, u16, String)> = futures_util::stream::iter(order)
-        .map(|ok| {
-            let s = &s;
+        .map(|(i, ok)| {
+            // Bad and valid requests alike on every instance.
+            let s = &instances[(i + i / 3) % 3];
             async move {
                 let res = if ok {
                     s.post_form(

@@ -308,6 +308,17 @@ async fn a_body_the_scope_checks_cannot_read_never_reaches_the_handler() {
     // A body on another method: the route answers POST only, and the layer refuses first.
     let res = http.put(format!("{base}/mcp")).bearer_auth(&read_only).body(echo).send().await.unwrap();
     body_refusal("PUT with a body", &res, 400);
+    // Without a valid token the answer is the 401 that starts authorization, whatever the body:
+    // MCP clients and readiness probes send a bare POST first.
+    for (what, req) in [
+        ("no token, no body", http.post(format!("{base}/mcp"))),
+        ("a bad token, no body", http.post(format!("{base}/mcp")).bearer_auth("not-a-token")),
+        ("no token, a BOM", http.post(format!("{base}/mcp")).body(b"\xEF\xBB\xBF{}".to_vec())),
+    ] {
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 401, "{what}");
+        assert!(res.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer "), "{what}");
+    }
 }
 
 #[tokio::test]
