@@ -93,6 +93,27 @@ for (const backend of ['sqlite', 'postgres']) {
       return { callback, pages, agent };
     }
 
+    /** openid-client's view of the confidential web client, and a fresh code + PKCE authorization URL. */
+    async function webAuthorization(parameters) {
+      const config = await client.discovery(new URL(server.issuer), WEB.client_id, WEB.client_secret, client.ClientSecretBasic(WEB.client_secret), {
+        execute: [client.allowInsecureRequests],
+        algorithm: 'oidc',
+      });
+      const code_verifier = client.randomPKCECodeVerifier();
+      const code_challenge = await client.calculatePKCECodeChallenge(code_verifier);
+      const state = client.randomState();
+      const nonce = client.randomNonce();
+      const url = client.buildAuthorizationUrl(config, {
+        redirect_uri: WEB.redirect_uris[0],
+        code_challenge,
+        code_challenge_method: 'S256',
+        state,
+        nonce,
+        ...parameters,
+      });
+      return { config, code_verifier, state, nonce, url };
+    }
+
     /** The native client's whole code flow through oauth4webapi. */
     async function nativeFlow({ scope = 'openid email offline_access tools:read', redirect_uri = NATIVE.redirect_uris[0] } = {}) {
       const authz = await newAuthorization(as, { client_id: NATIVE.client_id, redirect_uri, scope, resource: RESOURCE });
@@ -250,21 +271,8 @@ for (const backend of ['sqlite', 'postgres']) {
     });
 
     it('confidential web client (openid-client v6, client_secret_basic): code + PKCE, ID token, userinfo, refresh', async () => {
-      const config = await client.discovery(new URL(server.issuer), WEB.client_id, WEB.client_secret, client.ClientSecretBasic(WEB.client_secret), {
-        execute: [client.allowInsecureRequests],
-        algorithm: 'oidc',
-      });
-      const code_verifier = client.randomPKCECodeVerifier();
-      const code_challenge = await client.calculatePKCECodeChallenge(code_verifier);
-      const state = client.randomState();
-      const nonce = client.randomNonce();
-      const url = client.buildAuthorizationUrl(config, {
-        redirect_uri: WEB.redirect_uris[0],
+      const { config, code_verifier, state, nonce, url } = await webAuthorization({
         scope: 'openid profile email offline_access tools:read tools:call',
-        code_challenge,
-        code_challenge_method: 'S256',
-        state,
-        nonce,
         resource: RESOURCE,
       });
       const { callback, pages } = await frontChannel({ url });
@@ -298,22 +306,7 @@ for (const backend of ['sqlite', 'postgres']) {
     });
 
     it('a plain OpenID Connect sign-in (openid-client v6) names no resource: ID token, and an access token for userinfo only', async () => {
-      const config = await client.discovery(new URL(server.issuer), WEB.client_id, WEB.client_secret, client.ClientSecretBasic(WEB.client_secret), {
-        execute: [client.allowInsecureRequests],
-        algorithm: 'oidc',
-      });
-      const code_verifier = client.randomPKCECodeVerifier();
-      const code_challenge = await client.calculatePKCECodeChallenge(code_verifier);
-      const state = client.randomState();
-      const nonce = client.randomNonce();
-      const url = client.buildAuthorizationUrl(config, {
-        redirect_uri: WEB.redirect_uris[0],
-        scope: 'openid email',
-        code_challenge,
-        code_challenge_method: 'S256',
-        state,
-        nonce,
-      });
+      const { config, code_verifier, state, nonce, url } = await webAuthorization({ scope: 'openid email' });
       const { callback, pages } = await frontChannel({ url });
       assert.deepEqual(pages, ['login', 'consent']);
       const tokens = await client.authorizationCodeGrant(config, callback, {
