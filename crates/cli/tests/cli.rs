@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_mandate");
 const SECRET: &str = "cli-test-agent-secret-0123456789abcdefghijk";
 const MCP: &str = "http://127.0.0.1:9090/mcp";
@@ -262,25 +264,9 @@ mod users {
 
     use super::*;
 
-    #[derive(Debug, Clone, Copy)]
-    enum Backend {
-        Sqlite,
-        Postgres,
-    }
+    use crate::common::Backend;
 
-    /// Generates one test per backend from `async fn name(backend: Backend)`.
-    macro_rules! on_both_backends {
-        ($($name:ident),* $(,)?) => {
-            mod sqlite {
-                $( #[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await } )*
-            }
-            mod postgres {
-                $( #[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await } )*
-            }
-        };
-    }
-
-    on_both_backends!(
+    crate::on_both_backends!(
         added_users_are_listed,
         an_existing_username_is_refused,
         short_or_empty_passwords_are_refused,

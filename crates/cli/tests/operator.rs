@@ -21,23 +21,7 @@ const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 /// Set in the PostgreSQL URL; trust authentication ignores it, and no output may show it.
 const PG_PASSWORD: &str = "pg-password-never-printed";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Generates one test per backend from `async fn name(backend: Backend)`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await } )*
-        }
-    };
-}
+use common::Backend;
 
 on_both_backends!(admin_commands_never_create_a_database, an_operator_cuts_off_an_agent_by_revoking_its_grant);
 

@@ -1,4 +1,6 @@
-//! What several CLI tests share: a person's browser walking mandate's sign-in and consent pages.
+//! What several CLI tests share: a person's browser walking mandate's sign-in and consent pages,
+//! and one test per database backend.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 
@@ -52,4 +54,25 @@ pub async fn sign_in_and_approve(authorization_url: &str, username: &str, passwo
         form = Some(fields);
     }
     panic!("the pages never redirected back to the client");
+}
+
+/// The database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one test per backend from `async fn name(backend: Backend)`; the calling module must
+/// have `Backend` in scope.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await } )*
+        }
+    };
 }
